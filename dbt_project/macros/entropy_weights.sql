@@ -1,0 +1,70 @@
+{#- Entropy-weight method, in SQL (docs/methods.md § Entropy weights).
+
+    normalise_indicators(inputs): min-max normalisation of each indicator over all rows of the
+    index (the whole panel: all city-years), direction-aware:
+        positive: x' = (x - min) / (max - min);  negative: x' = (max - x) / (max - min).
+    A constant indicator (max = min) gets x' = 0 and, below, entropy 1 and weight 0.
+
+    entropy_weights(normalised): per indicator j over its n rows,
+        p_ij = x'_ij / Σ_i x'_ij,   e_j = -(1 / ln n) Σ_i p_ij ln p_ij   (0·ln 0 = 0),
+        d_j = 1 - e_j,              w_j = d_j / Σ_j d_j   (within the index).
+    No shift of the normalised values (some papers add 0.0001 before taking logs; we do not).
+-#}
+{% macro normalise_indicators(inputs) %}
+with bounds as (
+    select index_name, indicator, min(value) as min_value, max(value) as max_value,
+           count(value) as n_obs
+    from {{ inputs }}
+    group by index_name, indicator
+)
+
+select
+    inputs.*,
+    bounds.min_value,
+    bounds.max_value,
+    bounds.n_obs,
+    case
+        when bounds.max_value = bounds.min_value then 0.0
+        when inputs.direction = 'negative'
+            then (bounds.max_value - inputs.value) / (bounds.max_value - bounds.min_value)
+        else (inputs.value - bounds.min_value) / (bounds.max_value - bounds.min_value)
+    end as normalised
+from {{ inputs }} as inputs
+inner join bounds using (index_name, indicator)
+{% endmacro %}
+
+{% macro entropy_weights(normalised) %}
+with totals as (
+    select *, sum(normalised) over (partition by index_name, indicator) as indicator_total
+    from {{ normalised }}
+    where normalised is not null
+),
+
+entropy as (
+    select
+        index_name,
+        dimension,
+        indicator,
+        direction,
+        any_value(min_value) as min_value,
+        any_value(max_value) as max_value,
+        count(*) as n_obs,
+        case
+            when any_value(indicator_total) = 0 then 1.0
+            else -sum(
+                case when normalised > 0
+                    then (normalised / indicator_total) * ln(normalised / indicator_total)
+                    else 0.0
+                end
+            ) / ln(count(*))
+        end as entropy
+    from totals
+    group by index_name, dimension, indicator, direction
+)
+
+select
+    *,
+    1 - entropy as divergence,
+    (1 - entropy) / sum(1 - entropy) over (partition by index_name) as weight
+from entropy
+{% endmacro %}

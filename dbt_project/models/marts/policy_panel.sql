@@ -1,0 +1,29 @@
+-- Every policy of the reference seed × every city-year of the panel: treated group, adoption
+-- year (first treated year, `year_effective` of the seed, coding var policy_coding), post,
+-- did = treat × post, and event time. Post never switches off once a city is treated.
+with adoptions as (
+    select policy, city_code, min(year_effective) as adoption_year
+    from {{ ref('ref_policies') }}
+    where coding = '{{ var("policy_coding") }}'
+    group by policy, city_code
+),
+
+policies as (
+    select distinct policy from {{ ref('ref_policies') }}
+)
+
+select
+    spine.city_code,
+    spine.year,
+    policies.policy,
+    adoptions.adoption_year is not null as treat,
+    adoptions.adoption_year,
+    coalesce(spine.year >= adoptions.adoption_year, false) as post,
+    cast(coalesce(spine.year >= adoptions.adoption_year, false) as integer) as did,
+    spine.year - adoptions.adoption_year as event_time,
+    adoptions.adoption_year is null as never_treated,
+    '{{ var("vintage") }}' as vintage
+from {{ ref('int_city_year_spine') }} as spine
+cross join policies
+left join adoptions on adoptions.policy = policies.policy and adoptions.city_code = spine.city_code
+where spine.year between {{ var('panel_first_year') }} and {{ var('panel_last_year') }}

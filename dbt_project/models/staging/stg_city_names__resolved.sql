@@ -1,0 +1,48 @@
+-- Every (source, name, province, year) a delivery used, resolved to one city code through the
+-- alias seed: the alias must be valid that year, the city must exist that year, and a name
+-- shared by several cities (Suzhou, Taizhou, …) needs the province to decide. Historical
+-- tables are keyed by today's cities. Same rules as warehouse/names.py (tested).
+with names as (
+    select distinct source, city_key, province_text, year
+    from {{ ref('stg_city_tables__cells') }}
+    union
+    select distinct 'enterprises' as source, city_key, null as province_text, year
+    from {{ source('raw', 'enterprise_registrations') }}
+),
+
+candidates as (
+    select distinct
+        names.source,
+        names.city_key,
+        names.province_text,
+        names.year,
+        aliases.city_code,
+        names.province_text is not null
+            and {{ city_key('names.province_text') }} in (
+                cities.province_key_zh, cities.province_key_short, cities.province_key_en
+            ) as province_matches
+    from names
+    inner join {{ ref('stg_reference__city_aliases') }} as aliases
+        on aliases.alias_key = names.city_key and aliases.identifies_city
+    inner join {{ ref('stg_reference__cities') }} as cities
+        on cities.city_code = aliases.city_code
+    where case
+        when names.source = 'historical'
+            then aliases.valid_to_year = 9999 and cities.last_year = 9999
+        else names.year between aliases.valid_from_year and aliases.valid_to_year
+            and names.year between cities.first_year and cities.last_year
+    end
+),
+
+counted as (
+    select
+        *,
+        count(*) over (partition by source, city_key, province_text, year) as n_candidates,
+        sum(province_matches::integer) over (partition by source, city_key, province_text, year)
+            as n_province_matches
+    from candidates
+)
+
+select source, city_key, province_text, year, city_code
+from counted
+where n_candidates = 1 or (province_matches and n_province_matches = 1)

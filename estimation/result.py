@@ -1,0 +1,102 @@
+"""The result object returned by :func:`estimation.feols`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .inference import t_inference
+
+
+@dataclass
+class FeolsResult:
+    """Estimates and inference of one linear (fixed-effects) regression.
+
+    Vectors are pandas Series indexed by term name (``Intercept`` first for
+    models without fixed effects); ``conf_int`` is a DataFrame with columns
+    ``ci_low``/``ci_high`` at level ``1 - alpha`` (95% by default).
+    """
+
+    formula: str
+    depvar: str
+    regressors: tuple[str, ...]  # as requested (before collinearity drops)
+    fixef: tuple[str, ...]
+    coef: pd.Series
+    se: pd.Series
+    tstat: pd.Series
+    pvalue: pd.Series
+    conf_int: pd.DataFrame
+    vcov_matrix: pd.DataFrame
+    vcov: str  # "iid" | "hetero" | "CRV1"
+    cluster: str | None
+    n_clusters: int | None
+    nobs: int
+    df_t: int
+    df_k: int
+    ssc_factor: float
+    r2: float
+    r2_within: float  # NaN for models without fixed effects
+    adj_r2: float
+    adj_r2_within: float
+    rmse: float
+    ssr: float
+    dropped: list[str]  # collinear regressors removed from the model
+    weights: str | None = None
+    alpha: float = 0.05
+    n_missing: int = 0  # rows dropped for NULL/NaN in a model column
+    n_singletons: int = 0  # rows dropped as fixed-effect singletons
+    demean_method: str = ""
+    demean_iterations: int = 0
+    elapsed_s: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def terms(self) -> list[str]:
+        return list(self.coef.index)
+
+    @property
+    def has_fixef(self) -> bool:
+        return len(self.fixef) > 0
+
+    def tidy(self, alpha: float | None = None) -> pd.DataFrame:
+        """One row per term: ``term, coef, se, t, p, ci_low, ci_high``."""
+        if alpha is None or alpha == self.alpha:
+            lo, hi = self.conf_int["ci_low"].to_numpy(), self.conf_int["ci_high"].to_numpy()
+        else:
+            _, _, lo, hi = t_inference(self.coef.to_numpy(), self.se.to_numpy(), self.df_t, alpha)
+        return pd.DataFrame(
+            {
+                "term": self.terms,
+                "coef": self.coef.to_numpy(),
+                "se": self.se.to_numpy(),
+                "t": self.tstat.to_numpy(),
+                "p": self.pvalue.to_numpy(),
+                "ci_low": np.asarray(lo),
+                "ci_high": np.asarray(hi),
+            }
+        )
+
+    def summary(self, digits: int = 4) -> str:
+        """A compact plain-text summary."""
+        lines = [f"feols: {self.formula}"]
+        inf = self.vcov if self.cluster is None else f"{self.vcov} by {self.cluster}"
+        lines.append(
+            f"N = {self.nobs:,}   vcov = {inf}   t df = {self.df_t}"
+            + (f"   clusters = {self.n_clusters}" if self.n_clusters else "")
+        )
+        tab = self.tidy()
+        lines.append(tab.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}"))
+        r2 = f"R2 = {self.r2:.{digits}f}"
+        if self.has_fixef:
+            r2 += f"   within R2 = {self.r2_within:.{digits}f}"
+        lines.append(r2)
+        if self.dropped:
+            lines.append("dropped (collinear): " + ", ".join(self.dropped))
+        if self.n_singletons:
+            lines.append(f"singleton observations removed: {self.n_singletons}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()

@@ -1,0 +1,126 @@
+"""Small SQL helpers: identifier quoting, relation resolution, temp-table scope.
+
+Everything that ends up as *text* in generated SQL passes through
+:func:`quote_ident` (user column names) or is an internal name produced by
+:class:`TempScope`.  Numbers never do: values computed in Python (means,
+scales, coefficients) are bound as ``?`` parameters.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import duckdb
+
+_QUALIFIED_NAME = re.compile(
+    r"^\s*(?:[A-Za-z_][A-Za-z0-9_$]*|\"(?:[^\"]|\"\")+\")"
+    r"(?:\.(?:[A-Za-z_][A-Za-z0-9_$]*|\"(?:[^\"]|\"\")+\")){0,2}\s*$"
+)
+
+
+def quote_ident(name: str) -> str:
+    """Quote a single SQL identifier (column name) for DuckDB."""
+    if not isinstance(name, str) or name == "":
+        raise ValueError(f"invalid column name: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+class TempScope:
+    """Hands out unique temp-table / view names and drops them on exit.
+
+    One scope per estimation; names look like ``__cr_<hex>_<stage>``, so
+    concurrent estimations on the same connection cannot collide.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, prefix: str = "__cr"):
+        self.con = con
+        self.tag = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        self._tables: list[str] = []
+        self._registered: list[str] = []
+        self._n = 0
+
+    def name(self, stage: str) -> str:
+        self._n += 1
+        return f"{self.tag}_{stage}_{self._n}"
+
+    def table(self, stage: str) -> str:
+        """Reserve a temp table name that will be dropped on exit."""
+        n = self.name(stage)
+        self._tables.append(n)
+        return n
+
+    def drop(self, table: str) -> None:
+        """Drop a table early (e.g. a superseded iteration of the demeaner)."""
+        self.con.execute(f"DROP TABLE IF EXISTS {table}")
+        if table in self._tables:
+            self._tables.remove(table)
+
+    def register(self, obj: Any, stage: str = "df") -> str:
+        n = self.name(stage)
+        self.con.register(n, obj)
+        self._registered.append(n)
+        return n
+
+    def close(self) -> None:
+        for t in reversed(self._tables):
+            try:
+                self.con.execute(f"DROP TABLE IF EXISTS {t}")
+            except duckdb.Error:  # pragma: no cover - best effort cleanup
+                pass
+        for r in self._registered:
+            try:
+                self.con.unregister(r)
+            except duckdb.Error:  # pragma: no cover
+                pass
+        self._tables.clear()
+        self._registered.clear()
+
+
+@contextmanager
+def temp_scope(con: duckdb.DuckDBPyConnection) -> Iterator[TempScope]:
+    scope = TempScope(con)
+    try:
+        yield scope
+    finally:
+        scope.close()
+
+
+def resolve_relation(relation: Any, scope: TempScope) -> str:
+    """Turn the caller's ``relation`` into text usable after ``FROM``.
+
+    Accepted:
+
+    * a table or view name, optionally qualified (``panel``, ``main.panel``,
+      ``"My Table"``) - used verbatim;
+    * a SQL query (``SELECT ...`` / ``WITH ...`` / ``FROM ...``, optionally in
+      parentheses) - wrapped as a subquery;
+    * a :class:`duckdb.DuckDBPyRelation` built on the same connection - its SQL
+      is wrapped as a subquery;
+    * a pandas DataFrame - registered as a temporary view for the call.
+    """
+    if isinstance(relation, duckdb.DuckDBPyRelation):
+        return f"({relation.sql_query()}) AS __cr_src"
+    if isinstance(relation, str):
+        text = relation.strip()
+        if not text:
+            raise ValueError("relation must not be empty")
+        if _QUALIFIED_NAME.match(text):
+            return text
+        if text.endswith(";"):
+            text = text[:-1].rstrip()
+        return f"({text}) AS __cr_src"
+    try:
+        import pandas as pd
+
+        if isinstance(relation, pd.DataFrame):
+            return scope.register(relation, "df")
+    except ImportError:  # pragma: no cover
+        pass
+    raise TypeError(
+        "relation must be a table/view name, a SQL query string, a "
+        f"DuckDBPyRelation or a pandas DataFrame, not {type(relation).__name__}"
+    )

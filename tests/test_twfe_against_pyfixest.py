@@ -1,0 +1,478 @@
+"""estimation.feols (DuckDB SQL) against pyfixest 0.60 and linearmodels 7.1.
+
+Tolerances: coefficients to 1e-8 (absolute, relative to max(1, |coef|)),
+standard errors / t statistics to 1e-6 relative.  pyfixest runs with a
+demeaning tolerance of 1e-12 (its default 1e-6 would be the limiting error).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyfixest as pf
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from estimation import SSC, DemeanNotConverged, feols, parse_formula
+
+COEF_TOL = 1e-8
+SE_RTOL = 1e-6
+PF_DEMEANER = pf.MapDemeaner(fixef_tol=1e-12, fixef_maxiter=100_000)
+
+
+# ----------------------------------------------------------------- helpers
+def make_panel(seed: int, n_units: int = 60, n_periods: int = 12) -> pd.DataFrame:
+    """Balanced panel with unit/year effects, a staggered DID and controls."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "unit": np.repeat(np.arange(n_units), n_periods),
+            "year": np.tile(np.arange(2005, 2005 + n_periods), n_units),
+        }
+    )
+    n = len(df)
+    a = rng.normal(size=n_units)[df["unit"]]
+    g = rng.normal(size=n_periods)[df["year"] - 2005]
+    adopt = rng.integers(2008, 2016, size=n_units)
+    treated = rng.random(n_units) < 0.5
+    df["did"] = (treated[df["unit"]] & (df["year"] >= adopt[df["unit"]])).astype(float)
+    df["x1"] = rng.normal(size=n) + 0.5 * a
+    df["x2"] = rng.normal(size=n) + 0.3 * g
+    df["region"] = df["unit"] // 6  # units nested in regions
+    df["res"] = (
+        0.4 * df["did"] + 0.8 * df["x1"] - 0.5 * df["x2"] + a + g
+        + rng.normal(size=n) * (1.0 + 0.5 * np.abs(df["x1"]))
+        + rng.normal(size=n_units)[df["unit"]] * 0.5  # within-unit correlation
+    )
+    df["w"] = rng.uniform(0.5, 2.0, size=n)
+    return df
+
+
+def unbalance(df: pd.DataFrame, seed: int, frac_drop: float = 0.2, n_null: int = 15) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    out = df.loc[rng.random(len(df)) >= frac_drop].copy()
+    for col in ("res", "x1", "x2"):
+        idx = rng.choice(out.index.to_numpy(), size=n_null // 3, replace=False)
+        out.loc[idx, col] = np.nan  # registered in DuckDB as NULL
+    return out
+
+
+def pf_fit(fml: str, df: pd.DataFrame, vcov, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pf.feols(fml, df, vcov=vcov, demeaner=PF_DEMEANER, **kw)
+
+
+def assert_matches(res, m, *, has_fe: bool):
+    """Every reported quantity of ``res`` equals pyfixest's ``m``."""
+    assert list(res.coef.index) == list(m.coef().index)
+    b, b_pf = res.coef.to_numpy(), m.coef().to_numpy()
+    assert np.all(np.abs(b - b_pf) <= COEF_TOL * np.maximum(1.0, np.abs(b_pf))), b - b_pf
+    np.testing.assert_allclose(res.se.to_numpy(), m.se().to_numpy(), rtol=SE_RTOL, atol=0)
+    np.testing.assert_allclose(res.tstat.to_numpy(), m.tstat().to_numpy(), rtol=SE_RTOL, atol=0)
+    np.testing.assert_allclose(res.pvalue.to_numpy(), m.pvalue().to_numpy(), rtol=1e-6, atol=1e-12)
+    ci = m.confint()
+    np.testing.assert_allclose(res.conf_int["ci_low"].to_numpy(), ci.iloc[:, 0].to_numpy(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(res.conf_int["ci_high"].to_numpy(), ci.iloc[:, 1].to_numpy(), rtol=1e-6, atol=1e-9)
+    # covariances relative to sqrt(V_ii V_jj): pyfixest inverts the raw X'X, whose
+    # off-diagonal terms are less accurate when regressors have large means
+    v, v_pf = res.vcov_matrix.to_numpy(), m._vcov
+    scale = np.sqrt(np.outer(np.diag(v_pf), np.diag(v_pf)))
+    assert np.all(np.abs(v - v_pf) <= 1e-6 * scale)
+    assert res.nobs == m._N
+    assert res.df_t == int(m._df_t)
+    assert res.r2 == pytest.approx(m._r2, abs=1e-10)
+    assert res.adj_r2 == pytest.approx(m._adj_r2, abs=1e-10)
+    if has_fe:
+        assert res.r2_within == pytest.approx(m._r2_within, abs=1e-10)
+        assert res.adj_r2_within == pytest.approx(m._adj_r2_within, abs=1e-10)
+    else:
+        assert np.isnan(res.r2_within)
+    if res.vcov == "CRV1":
+        assert res.n_clusters == int(np.min(m._G))
+        assert res.n_clusters == m._data[res.cluster].nunique()
+
+
+@pytest.fixture
+def con():
+    c = duckdb.connect()
+    yield c
+    c.close()
+
+
+VCOVS = ["iid", "hetero", {"CRV1": "unit"}]
+
+
+# ------------------------------------------------- (a) balanced two-way FE
+def test_balanced_twoway_crv1_by_unit(con):
+    df = make_panel(1)
+    con.register("panel", df)
+    fml = "res ~ did + x1 + x2 | unit + year"
+    res = feols(con, "panel", fml, vcov={"CRV1": "unit"})
+    assert res.demean_method == "balanced"
+    assert res.n_clusters == 60 and res.nobs == len(df) and res.df_t == 59
+    # unit FE nested in the cluster: df_k = k + T (pyfixest k_fixef="nonnested")
+    assert res.df_k == 3 + 12
+    assert res.ssc_factor == pytest.approx(60 / 59 * (len(df) - 1) / (len(df) - 15), rel=1e-14)
+    assert_matches(res, pf_fit(fml, df, {"CRV1": "unit"}), has_fe=True)
+
+
+@pytest.mark.parametrize("vcov", ["iid", "hetero", {"CRV1": "year"}, {"CRV1": "region"}])
+def test_balanced_twoway_other_vcov(con, vcov):
+    df = make_panel(2)
+    con.register("panel", df)
+    fml = "res ~ did + x1 + x2 | unit + year"
+    res = feols(con, "panel", fml, vcov=vcov)
+    assert_matches(res, pf_fit(fml, df, vcov), has_fe=True)
+
+
+def test_alternating_equals_closed_form_on_balanced(con):
+    df = make_panel(3)
+    con.register("panel", df)
+    fml = "res ~ did + x1 + x2 | unit + year"
+    a = feols(con, "panel", fml, vcov={"CRV1": "unit"})
+    b = feols(con, "panel", fml, vcov={"CRV1": "unit"}, demean_method="alternating")
+    assert (a.demean_method, b.demean_method) == ("balanced", "alternating")
+    assert b.demean_iterations >= 1
+    np.testing.assert_allclose(a.coef, b.coef, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(a.se, b.se, rtol=1e-9)
+
+
+# ----------------------------------------------- (b) unbalanced + NULLs
+@pytest.mark.parametrize("vcov", VCOVS)
+def test_unbalanced_twoway_with_nulls(con, vcov):
+    df = unbalance(make_panel(4), seed=4)
+    con.register("panel", df)
+    fml = "res ~ did + x1 + x2 | unit + year"
+    res = feols(con, "panel", fml, vcov=vcov)
+    assert res.demean_method == "alternating"
+    n_null = int(df[["res", "x1", "x2"]].isna().any(axis=1).sum())
+    assert n_null > 0 and res.n_missing == n_null
+    assert res.extra["n_source_rows"] == len(df)
+    assert_matches(res, pf_fit(fml, df, vcov), has_fe=True)
+
+
+def test_closed_form_refused_on_unbalanced(con):
+    df = unbalance(make_panel(5), seed=5)
+    con.register("panel", df)
+    with pytest.raises(ValueError, match="complete grid"):
+        feols(con, "panel", "res ~ did + x1 | unit + year", demean_method="balanced")
+
+
+def test_duplicated_cells_are_not_balanced(con):
+    # every unit x year cell twice: equal counts, but not the one-obs-per-cell grid
+    df = make_panel(6, n_units=20, n_periods=6)
+    df2 = pd.concat([df, df.assign(res=df["res"] + 1.0, x1=df["x1"] * 0.5)], ignore_index=True)
+    con.register("panel", df2)
+    fml = "res ~ x1 + x2 | unit + year"
+    res = feols(con, "panel", fml, vcov={"CRV1": "unit"})
+    assert res.demean_method == "alternating"
+    assert_matches(res, pf_fit(fml, df2, {"CRV1": "unit"}), has_fe=True)
+
+
+def test_alternating_projections_raise_when_not_converged(con):
+    df = unbalance(make_panel(7), seed=7)
+    con.register("panel", df)
+    with pytest.raises(DemeanNotConverged):
+        feols(con, "panel", "res ~ did + x1 | unit + year", fixef_maxiter=1)
+
+
+# ------------------------------------------------ (c) OLS with intercept
+@pytest.mark.parametrize("vcov", ["iid", "hetero", "HC1", {"CRV1": "unit"}])
+def test_ols_with_intercept(con, vcov):
+    df = unbalance(make_panel(8), seed=8)
+    # large means: the intercept is recovered from centred moments
+    df["x1"] = df["x1"] + 1e4
+    df["year_num"] = df["year"].astype(float)
+    con.register("panel", df)
+    fml = "res ~ did + x1 + x2 + year_num"
+    res = feols(con, "panel", fml, vcov=vcov)
+    assert res.terms[0] == "Intercept" and res.demean_method == "center"
+    m = pf_fit(fml, df, "hetero" if vcov == "HC1" else vcov)
+    assert_matches(res, m, has_fe=False)
+
+
+def test_intercept_only_model(con):
+    df = make_panel(9)
+    con.register("panel", df)
+    res = feols(con, "panel", "res ~ 1", vcov="hetero")
+    assert res.terms == ["Intercept"]
+    assert res.coef["Intercept"] == pytest.approx(df["res"].mean(), abs=1e-12)
+    assert_matches(res, pf_fit("res ~ 1", df, "hetero"), has_fe=False)
+
+
+# ------------------------------------------------------ (d) one-way FE
+@pytest.mark.parametrize("vcov", ["iid", "hetero", {"CRV1": "unit"}, {"CRV1": "region"}, {"CRV1": "year"}])
+def test_oneway_fe(con, vcov):
+    df = unbalance(make_panel(10), seed=10)
+    con.register("panel", df)
+    fml = "res ~ did + x1 + x2 | unit"
+    res = feols(con, "panel", fml, vcov=vcov)
+    assert res.demean_method == "oneway"
+    assert_matches(res, pf_fit(fml, df, vcov), has_fe=True)
+
+
+def test_fe_nested_in_cluster_counts(con):
+    df = make_panel(11)
+    con.register("panel", df)
+    res = feols(con, "panel", "res ~ did + x1 | unit + year", vcov={"CRV1": "region"})
+    assert res.extra["fe_nested_in_cluster"] == {"unit": True, "year": False}
+    assert res.df_k == 2 + 12  # k + unit levels + year levels - 1 - unit levels + 1
+    res_full = feols(
+        con, "panel", "res ~ did + x1 | unit + year", vcov={"CRV1": "region"}, ssc=SSC(k_fixef="full")
+    )
+    assert res_full.df_k == 2 + 60 + 12 - 1
+    m = pf_fit("res ~ did + x1 | unit + year", df, {"CRV1": "region"}, ssc=pf.ssc(k_fixef="full"))
+    np.testing.assert_allclose(res_full.se, m.se(), rtol=SE_RTOL)
+
+
+# --------------------------------------------------------- weights
+@pytest.mark.parametrize("fml", ["res ~ did + x1 + x2 | unit + year", "res ~ did + x1 | unit", "res ~ did + x1"])
+@pytest.mark.parametrize("vcov", VCOVS)
+def test_weighted(con, fml, vcov):
+    df = unbalance(make_panel(12), seed=12)
+    con.register("panel", df)
+    res = feols(con, "panel", fml, vcov=vcov, weights="w")
+    assert_matches(res, pf_fit(fml, df, vcov, weights="w"), has_fe="|" in fml)
+
+
+# ----------------------------------------------- (f) collinear regressors
+@pytest.mark.parametrize("fml", ["res ~ x1 + x2 + x3 + z + did | unit + year", "res ~ x1 + x2 + x3 + did"])
+def test_collinear_regressor_dropped_and_reported(con, fml):
+    df = unbalance(make_panel(13), seed=13)
+    df["x3"] = df["x1"] + 2.0 * df["x2"]  # exactly collinear with x1, x2
+    df["z"] = 3.0 + df["unit"] * 0.1  # time-invariant: absorbed by the unit FE
+    con.register("panel", df)
+    res = feols(con, "panel", fml, vcov={"CRV1": "unit"})
+    m = pf_fit(fml, df, {"CRV1": "unit"})
+    expected = ["x3", "z"] if "|" in fml else ["x3"]
+    assert res.dropped == expected == list(m._collin_vars)
+    assert "x3" not in res.coef.index and "did" in res.coef.index
+    assert_matches(res, m, has_fe="|" in fml)
+
+
+def test_constant_regressor_dropped_without_fe(con):
+    df = make_panel(14)
+    df["const5"] = 5.0
+    con.register("panel", df)
+    res = feols(con, "panel", "res ~ x1 + const5", vcov="iid")
+    assert res.dropped == ["const5"]
+    assert res.terms == ["Intercept", "x1"]
+
+
+# --------------------------------------------------------- (g) singletons
+def singleton_panel(seed: int) -> pd.DataFrame:
+    """Unbalanced panel plus rows whose removal cascades (iterated singletons)."""
+    df = unbalance(make_panel(seed, n_units=30, n_periods=8), seed=seed, n_null=0)
+    chain = pd.DataFrame(
+        {  # unit 900: one obs in year 2030 (singleton year) -> then unit 900 single -> ...
+            "unit": [900, 900, 901, 901, 902],
+            "year": [2030, 2005, 2005, 2031, 2006],
+        }
+    )
+    rng = np.random.default_rng(seed)
+    for col in ("did", "x1", "x2", "res", "w"):
+        chain[col] = rng.normal(size=len(chain))
+    chain["region"] = 999
+    return pd.concat([df, chain], ignore_index=True)
+
+
+@pytest.mark.parametrize("vcov", ["iid", {"CRV1": "unit"}])
+def test_singletons_removed_like_pyfixest(con, vcov):
+    df = singleton_panel(15)
+    con.register("panel", df)
+    fml = "res ~ did + x1 + x2 | unit + year"
+    res = feols(con, "panel", fml, vcov=vcov)
+    m = pf_fit(fml, df, vcov)
+    assert res.n_singletons == len(df) - m._N > 0
+    # the chain needs more than one pass: 900@2030 and 901@2031 first, then 900, 901 ...
+    assert res.n_singletons >= 5 and res.extra["singleton_rounds"] >= 2
+    assert_matches(res, m, has_fe=True)
+
+
+def test_singletons_kept_with_fixef_rm_none(con):
+    df = singleton_panel(16)
+    con.register("panel", df)
+    fml = "res ~ did + x1 + x2 | unit + year"
+    res = feols(con, "panel", fml, vcov="hetero", fixef_rm="none")
+    m = pf_fit(fml, df, "hetero", fixef_rm="none")
+    assert res.n_singletons == 0 and res.nobs == len(df)
+    assert_matches(res, m, has_fe=True)
+
+
+# ---------------------------------------------- property-based agreement
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(0, 10_000),
+    n_units=st.integers(8, 40),
+    n_periods=st.integers(3, 10),
+    frac_drop=st.floats(0.0, 0.4),
+    vcov=st.sampled_from(["iid", "hetero", {"CRV1": "unit"}, {"CRV1": "year"}]),
+)
+def test_random_panels_match_pyfixest(con, seed, n_units, n_periods, frac_drop, vcov):
+    df = unbalance(make_panel(seed, n_units, n_periods), seed=seed, frac_drop=frac_drop, n_null=3)
+    con.register("panel", df)
+    fml = "res ~ did + x1 + x2 | unit + year"
+    m = pf_fit(fml, df, vcov)
+    res = feols(con, "panel", fml, vcov=vcov)
+    if res.dropped or list(m._collin_vars):  # e.g. did constant in a tiny draw
+        assert res.dropped == list(m._collin_vars)
+    assert_matches(res, m, has_fe=True)
+
+
+# ---------------------------------------------- interface and data handling
+def test_relation_forms_and_formula_vs_lists(con):
+    df = unbalance(make_panel(17), seed=17)
+    con.execute("CREATE TABLE panel_t AS SELECT * FROM df")
+    base = feols(con, "panel_t", "res ~ did + x1 | unit + year", vcov={"CRV1": "unit"})
+    variants = [
+        feols(con, "panel_t", "res", ["did", "x1"], ["unit", "year"], vcov={"CRV1": "unit"}),
+        feols(con, "main.panel_t", "res ~ did + x1 | unit + year", vcov={"CRV1": "unit"}),
+        feols(con, "SELECT * FROM panel_t", "res ~ did + x1 | unit + year", vcov={"CRV1": "unit"}),
+        feols(con, con.sql("SELECT * FROM panel_t"), "res ~ did + x1 | unit + year", vcov={"CRV1": "unit"}),
+        feols(con, df, "res ~ did + x1 | unit + year", vcov={"CRV1": "unit"}),
+    ]
+    for v in variants:
+        np.testing.assert_allclose(v.coef, base.coef, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(v.se, base.se, rtol=1e-10)
+        assert v.nobs == base.nobs
+    sub = feols(con, "SELECT * FROM panel_t WHERE year >= 2008", "res ~ did + x1 | unit + year")
+    assert sub.nobs == pf_fit("res ~ did + x1 | unit + year", df[df.year >= 2008], "iid")._N
+
+
+def test_null_cluster_and_fe_rows_are_dropped(con):
+    df = make_panel(18).astype({"unit": "float64"})
+    df.loc[[3, 50, 99], "unit"] = np.nan
+    con.register("panel", df)
+    res = feols(con, "panel", "res ~ did + x1 | unit + year", vcov={"CRV1": "unit"})
+    assert res.n_missing == 3
+    clean = df.dropna(subset=["unit"])
+    assert_matches(res, pf_fit("res ~ did + x1 | unit + year", clean, {"CRV1": "unit"}), has_fe=True)
+    # NULL only in the cluster column (not a FE): dropped listwise as well
+    df2 = make_panel(18).astype({"region": "float64"})
+    df2.loc[[0, 1], "region"] = np.nan
+    con.register("panel2", df2)
+    res2 = feols(con, "panel2", "res ~ did + x1 | unit + year", vcov={"CRV1": "region"})
+    assert res2.n_missing == 2 and res2.nobs == len(df2) - 2 - res2.n_singletons
+
+
+def test_infinite_values_raise(con):
+    df = make_panel(19)
+    df.loc[5, "x1"] = np.inf
+    con.register("panel", df)
+    with pytest.raises(ValueError, match="inf"):
+        feols(con, "panel", "res ~ x1 | unit")
+
+
+def test_temp_tables_are_dropped(con):
+    df = unbalance(make_panel(20), seed=20)
+    con.register("panel", df)
+    feols(con, "panel", "res ~ did + x1 | unit + year", vcov={"CRV1": "unit"})
+    left = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '__cr_%'").fetchone()[0]
+    assert left == 0
+
+
+def test_tidy_columns_and_values(con):
+    df = make_panel(21)
+    con.register("panel", df)
+    res = feols(con, "panel", "res ~ did + x1 | unit + year", vcov={"CRV1": "unit"})
+    tidy = res.tidy()
+    assert list(tidy.columns) == ["term", "coef", "se", "t", "p", "ci_low", "ci_high"]
+    assert list(tidy["term"]) == ["did", "x1"]
+    np.testing.assert_allclose(tidy["t"], tidy["coef"] / tidy["se"], rtol=1e-14)
+    from scipy import stats
+
+    crit = stats.t.ppf(0.975, res.df_t)
+    np.testing.assert_allclose(tidy["ci_high"] - tidy["coef"], crit * tidy["se"], rtol=1e-12)
+    wide = res.tidy(alpha=0.10)
+    assert np.all(wide["ci_high"] < tidy["ci_high"])
+    assert res.elapsed_s > 0 and res.vcov == "CRV1" and res.cluster == "unit"
+
+
+def test_parse_formula():
+    f = parse_formula("res ~ did + x1 + x2 | city_code + year")
+    assert (f.y, f.x, f.fe) == ("res", ("did", "x1", "x2"), ("city_code", "year"))
+    assert parse_formula("y ~ x").fe == ()
+    assert parse_formula("y ~ 1").x == ()
+    for bad in ["y ~ x1*x2", "y ~ x | a | b | c", "y x", "y ~ i(x)", "y + z ~ x", "y ~ | f", "y ~ x + x"]:
+        with pytest.raises(ValueError):
+            parse_formula(bad)
+
+
+def test_bad_arguments(con):
+    df = make_panel(22)
+    con.register("panel", df)
+    with pytest.raises(ValueError):
+        feols(con, "panel", "res ~ x1", vcov="HC3")
+    with pytest.raises(ValueError):
+        feols(con, "panel", "res ~ x1", vcov={"CRV1": "unit + year"})
+    with pytest.raises(NotImplementedError):
+        feols(con, "panel", "res ~ x1 | unit + year + region")
+    with pytest.raises(ValueError):
+        feols(con, "panel", "res ~ x1 | unit", x=["x2"])
+
+
+# --------------------------------------------- real panel: linearmodels
+@pytest.fixture(scope="module")
+def wage():
+    from linearmodels.datasets import wage_panel
+
+    return wage_panel.load()
+
+
+WAGE_FML = "lwage ~ expersq + union + married + hours | nr + year"
+
+
+def test_wage_panel_against_linearmodels_and_pyfixest(con, wage):
+    from linearmodels import PanelOLS
+
+    con.register("wage", wage)
+    res = feols(con, "wage", WAGE_FML, vcov={"CRV1": "nr"})
+    assert res.demean_method == "balanced" and res.nobs == 4360 and res.n_clusters == 545
+
+    mod = PanelOLS.from_formula(
+        "lwage ~ expersq + union + married + hours + EntityEffects + TimeEffects",
+        wage.set_index(["nr", "year"]),
+    )
+    fit = mod.fit(cov_type="clustered", cluster_entity=True)  # debiased=True default
+    np.testing.assert_allclose(fit.params.to_numpy(), res.coef.to_numpy(), rtol=0, atol=COEF_TOL)
+
+    # linearmodels scales B M B by n/(n - k - d), d = (N_units - 1) + (T - 1)
+    # (all effects counted, two-way FE), with no G/(G-1); pyfixest uses
+    # G/(G-1) (n-1)/(n-k-T) (unit FE nested in the cluster).
+    n, k, n_u, t, g = 4360, 4, 545, 8, 545
+    ratio = (n / (n - k - (n_u - 1) - (t - 1))) / (g / (g - 1) * (n - 1) / (n - k - t))
+    np.testing.assert_allclose(fit.std_errors.to_numpy() ** 2, ratio * res.se.to_numpy() ** 2, rtol=1e-9)
+
+    # group_debias=True adds G/(G-1)(n-1)/n: equals our SSC(k_fixef="full")
+    fit_gd = mod.fit(cov_type="clustered", cluster_entity=True, group_debias=True)
+    full = feols(con, "wage", WAGE_FML, vcov={"CRV1": "nr"}, ssc=SSC(k_fixef="full"))
+    np.testing.assert_allclose(fit_gd.std_errors.to_numpy(), full.se.to_numpy(), rtol=SE_RTOL)
+
+    assert_matches(res, pf_fit(WAGE_FML, wage, {"CRV1": "nr"}), has_fe=True)
+
+
+def test_unbalanced_wage_panel_against_linearmodels_and_pyfixest(con, wage):
+    from linearmodels import PanelOLS
+
+    rng = np.random.default_rng(23)
+    w = wage.loc[rng.random(len(wage)) >= 0.15].copy()
+    con.register("wage_u", w)
+    res = feols(con, "wage_u", WAGE_FML, vcov={"CRV1": "nr"})
+    assert res.demean_method == "alternating"
+    m = pf_fit(WAGE_FML, w, {"CRV1": "nr"})
+    assert_matches(res, m, has_fe=True)
+
+    # linearmodels does not drop singletons: compare on the pyfixest sample
+    kept = w.loc[m._data.index]
+    fit = PanelOLS.from_formula(
+        "lwage ~ expersq + union + married + hours + EntityEffects + TimeEffects",
+        kept.set_index(["nr", "year"]),
+    ).fit(cov_type="clustered", cluster_entity=True, group_debias=True)
+    np.testing.assert_allclose(fit.params.to_numpy(), res.coef.to_numpy(), rtol=0, atol=COEF_TOL)
+    full = feols(con, "wage_u", WAGE_FML, vcov={"CRV1": "nr"}, ssc=SSC(k_fixef="full"))
+    np.testing.assert_allclose(fit.std_errors.to_numpy(), full.se.to_numpy(), rtol=SE_RTOL)

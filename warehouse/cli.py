@@ -1,0 +1,244 @@
+"""The `cityres` command line."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from warehouse.paths import Home
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="cityres: a city-year panel warehouse with SQL-native econometrics.")
+estimate_app = typer.Typer(no_args_is_help=True, help="Estimate models on the published warehouse.")
+app.add_typer(estimate_app, name="estimate")
+console = Console()
+
+OFFLINE_ENV = {
+    # No telemetry anywhere: the machine is offline and users' data stay theirs.
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+}
+
+
+def _configure(home: Home) -> None:
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+    os.environ["CITYRES_HOME"] = str(home.root)
+    # Prefect keeps its local database under the cityres home, not in the user's ~/.prefect.
+    os.environ.setdefault("PREFECT_HOME", str(home.root / "prefect"))
+
+
+def _home(home: Optional[Path]) -> Home:
+    h = Home(home.resolve()) if home else Home.from_env()
+    _configure(h)
+    return h
+
+
+HomeOption = typer.Option(None, "--home", help="CITYRES_HOME (default: $CITYRES_HOME or ./.cityres)")
+
+
+def _print_frame(frame, title: str | None = None) -> None:
+    table = Table(title=title, show_lines=False)
+    for column in frame.columns:
+        table.add_column(str(column), justify="right" if frame[column].dtype.kind in "if" else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*["" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row])
+    console.print(table)
+
+
+@app.command()
+def sample(
+    out: Path = typer.Option(..., "--out", help="Folder to write the sample yearbooks into"),
+    seed: int = typer.Option(20240601, "--seed", help="Random seed; the same seed gives byte-identical files"),
+    start_year: int = typer.Option(2011, "--start-year"),
+    end_year: int = typer.Option(2023, "--end-year"),
+    firm_scale: float = typer.Option(1.0, "--firm-scale", help="Multiplies firm registrations (10 = millions)"),
+) -> None:
+    """Write synthetic sample yearbooks (with a known ground truth) into OUT."""
+    from warehouse.sample import write_sample
+
+    summary = write_sample(out, seed=seed, start_year=start_year, end_year=end_year, firm_scale=firm_scale)
+    console.print(f"[bold]SYNTHETIC[/bold] sample written to {out} "
+                  f"({len(summary['files'])} files, {summary['seconds']:.1f} s); ground truth: {summary['ground_truth']}")
+
+
+def _run_refresh(home: Home) -> dict:
+    from flows.refresh import refresh as refresh_flow
+
+    return refresh_flow(home_dir=str(home.root))
+
+
+def _print_refresh(result: dict) -> None:
+    colour = {"published": "green", "unchanged": "yellow"}.get(result["status"], "red")
+    console.print(f"refresh {result['vintage']}: [bold {colour}]{result['status']}[/]")
+    for reason in result["reasons"]:
+        console.print(f"  - {reason}")
+    for failed in result["files_failed"]:
+        console.print(f"  [red]✗[/red] {failed['error']}")
+
+
+@app.command()
+def refresh(home: Optional[Path] = HomeOption) -> None:
+    """Load new landing files, rebuild, validate and publish (the Prefect refresh flow)."""
+    h = _home(home)
+    result = _run_refresh(h)
+    _print_refresh(result)
+    if result["report"]:
+        console.print(f"report: {result['report']}")
+    if result["status"] == "refused":
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    home: Optional[Path] = HomeOption,
+    seed: int = typer.Option(20240601, "--seed"),
+    firm_scale: float = typer.Option(1.0, "--firm-scale"),
+) -> None:
+    """Sample yearbooks → refresh → the top-10 resilient cities and the baseline DID table."""
+    from warehouse.sample import write_sample
+
+    h = _home(home)
+    h.ensure()
+    started = time.perf_counter()
+    if not any(p for p in h.landing.rglob("*") if p.is_file()):
+        summary = write_sample(h.landing, seed=seed, firm_scale=firm_scale)
+        console.print(f"wrote the SYNTHETIC sample yearbooks to {h.landing} ({summary['seconds']:.1f} s)")
+    else:
+        console.print(f"landing folder {h.landing} already holds files; loading what is new")
+    result = _run_refresh(h)
+    _print_refresh(result)
+    if result["status"] == "refused":
+        console.print(f"report: {result['report']}")
+        raise typer.Exit(1)
+    _show_results(h)
+    console.print(f"\nwarehouse: {h.warehouse_db}")
+    last_report = result["report"] or _latest_report(h)
+    console.print(f"report:    {last_report}")
+    console.print(f"demo took {time.perf_counter() - started:.1f} s")
+
+
+def _latest_report(h: Home) -> str:
+    reports = sorted(h.reports.glob("*/report.md"))
+    return str(reports[-1]) if reports else "(none)"
+
+
+def _show_results(h: Home) -> None:
+    import duckdb
+
+    from estimation.baseline import baseline_specs, run_specs
+    from warehouse.provenance import SYNTHETIC_BANNER, is_synthetic
+    from warehouse.report import baseline_table, top_cities
+
+    with duckdb.connect(str(h.warehouse_db), read_only=True) as con:
+        synthetic = is_synthetic(con)
+        if synthetic:
+            console.print(f"\n[bold yellow]{SYNTHETIC_BANNER}[/]")
+        _print_frame(top_cities(con), title="Ten most resilient cities, latest year (from SQL: resilience_index)")
+        specs = baseline_specs()
+        results = run_specs(con, specs)
+    console.print("\nBaseline DID — the resilience study's Table 3 (dependent variable: res)")
+    console.print(baseline_table(specs, results, "text"), markup=False, highlight=False)
+
+
+@app.command()
+def query(
+    sql: str = typer.Argument(..., help="SQL to run against the published warehouse (read-only)"),
+    home: Optional[Path] = HomeOption,
+    fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+) -> None:
+    """Run SQL on the published warehouse, read-only."""
+    import duckdb
+
+    from warehouse.provenance import is_synthetic
+
+    h = _home(home)
+    if not h.warehouse_db.exists():
+        console.print(f"[red]no published warehouse at {h.warehouse_db}; run `cityres refresh` first[/]")
+        raise typer.Exit(2)
+    with duckdb.connect(str(h.warehouse_db), read_only=True) as con:
+        try:
+            frame = con.execute(sql).df()
+        except duckdb.Error as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(2) from None
+        synthetic = is_synthetic(con)
+    if fmt == "csv":
+        frame.to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        sys.stdout.write(frame.to_json(orient="records", force_ascii=False) + "\n")
+    else:
+        _print_frame(frame)
+    if synthetic:
+        # stderr, so csv/json output stays machine-readable
+        Console(stderr=True).print("[yellow](synthetic sample data)[/]")
+
+
+@estimate_app.command("baseline")
+def estimate_baseline(
+    home: Optional[Path] = HomeOption,
+    fmt: str = typer.Option("text", "--format", help="text | markdown | latex"),
+) -> None:
+    """The resilience study's Table 3 (four columns) on the published analysis_panel."""
+    import duckdb
+
+    from estimation.baseline import baseline_specs, run_specs
+    from warehouse.report import baseline_table
+
+    h = _home(home)
+    with duckdb.connect(str(h.warehouse_db), read_only=True) as con:
+        specs = baseline_specs()
+        results = run_specs(con, specs)
+    console.print(baseline_table(specs, results, fmt), markup=False, highlight=False)
+
+
+@estimate_app.command("twfe")
+def estimate_twfe(
+    formula: str = typer.Option(..., "--formula", help='fixest syntax, e.g. "res ~ did + eocden | city_code + year"'),
+    data: str = typer.Option("analysis_panel", "--data", help="warehouse table/view, or a .csv/.parquet file"),
+    vcov: str = typer.Option("CRV1:city_code", "--vcov", help="iid | HC1 | CRV1:<cluster column>"),
+    fmt: str = typer.Option("table", "--format", help="table | json"),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """A two-way fixed-effects regression computed in DuckDB."""
+    import duckdb
+
+    from estimation.model import feols
+
+    if vcov.upper().startswith("CRV1:"):
+        vcov_spec: str | dict = {"CRV1": vcov.split(":", 1)[1]}
+    else:
+        vcov_spec = {"hc1": "hetero"}.get(vcov.lower(), vcov.lower())
+    h = _home(home)
+    path = Path(data)
+    if path.suffix.lower() in (".csv", ".parquet") and path.exists():
+        con = duckdb.connect()
+        read = con.read_parquet if path.suffix.lower() == ".parquet" else con.read_csv
+        relation = read(str(path.resolve()))
+    else:
+        con = duckdb.connect(str(h.warehouse_db), read_only=True)
+        relation = data
+    with con:
+        result = feols(con, relation, formula, vcov=vcov_spec)
+    if fmt == "json":
+        records = json.loads(result.tidy().to_json(orient="records"))
+        facts = {"nobs": result.nobs, "r2": result.r2, "r2_within": result.r2_within,
+                 "n_clusters": result.n_clusters, "vcov": result.vcov, "elapsed_s": result.elapsed_s,
+                 "formula": result.formula, "dropped": result.dropped}
+        sys.stdout.write(json.dumps({"terms": records, "model": facts}, default=float) + "\n")
+    else:
+        console.print(result.summary(), markup=False, highlight=False)
+
+
+if __name__ == "__main__":
+    app()

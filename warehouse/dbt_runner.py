@@ -1,0 +1,65 @@
+"""Run dbt as a subprocess against a given warehouse file (in-process dbt keeps DuckDB locks)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from warehouse.paths import DBT_PROJECT_DIR
+
+
+@dataclass(frozen=True)
+class DbtResult:
+    success: bool
+    command: str
+    failures: list[dict]  # unique_id, status, message of every node that did not pass
+    warnings: list[dict]
+    elapsed_s: float
+    log_tail: str
+
+
+def dbt_env(database: Path, work_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        CITYRES_DBT_DATABASE=str(database),
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+        DBT_TARGET_PATH=str(work_dir / "target"),
+        DBT_LOG_PATH=str(work_dir / "logs"),
+        DBT_PROFILES_DIR=str(DBT_PROJECT_DIR / "profiles"),
+        DBT_PROJECT_DIR=str(DBT_PROJECT_DIR),
+    )
+    return env
+
+
+def run_dbt(args: list[str], database: Path, work_dir: Path, vars_: dict | None = None) -> DbtResult:
+    """Run `dbt <args>` for the cityres project on `database`; parse run_results.json."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    command = [str(Path(sys.executable).with_name("dbt")), *args]
+    if vars_:
+        command += ["--vars", json.dumps(vars_)]
+    proc = subprocess.run(command, env=dbt_env(database, work_dir), capture_output=True, text=True,
+                          cwd=DBT_PROJECT_DIR)
+    results_file = work_dir / "target" / "run_results.json"
+    failures, warnings, elapsed = [], [], 0.0
+    if results_file.exists():
+        results = json.loads(results_file.read_text())
+        elapsed = results.get("elapsed_time", 0.0)
+        for node in results.get("results", []):
+            entry = {"unique_id": node["unique_id"], "status": node["status"],
+                     "message": node.get("message"), "failures": node.get("failures")}
+            if node["status"] in ("error", "fail", "runtime error"):
+                failures.append(entry)
+            elif node["status"] == "warn":
+                warnings.append(entry)
+    output = (proc.stdout or "") + (proc.stderr or "")
+    return DbtResult(
+        success=proc.returncode == 0 and not failures,
+        command=" ".join(["dbt", *args]),
+        failures=failures,
+        warnings=warnings,
+        elapsed_s=elapsed,
+        log_tail="\n".join(output.strip().splitlines()[-40:]),
+    )
