@@ -125,6 +125,12 @@ def demean(
     fe = list(fe)
     if method == "auto":
         method = choose_method(len(fe), balanced_grid, weights is not None)
+    allowed = {0: ("center",), 1: ("oneway",), 2: ("balanced", "alternating")}
+    if method not in allowed.get(len(fe), ()):
+        raise ValueError(
+            f"demeaning method {method!r} does not apply to {len(fe)} fixed effect(s); "
+            f"use one of {allowed.get(len(fe), ())}"
+        )
     if method == "balanced" and (len(fe) != 2 or weights is not None or not balanced_grid):
         raise ValueError("the closed-form two-way demeaning needs an unweighted complete grid")
     keep_sql = ", ".join(keep)

@@ -60,9 +60,10 @@ def parse_formula(fml: str) -> Formula:
         raise ValueError(
             f"formula has more than one '|' (IV parts are not supported): {fml!r}"
         )
-    (y,) = _terms(lhs, "dependent variable", fml) if "+" not in lhs else (None,)
-    if y is None:
+    ys = _terms(lhs, "dependent variable", fml)
+    if len(ys) != 1:
         raise ValueError(f"only one dependent variable is supported: {fml!r}")
+    (y,) = ys
     x_side = parts[0].strip()
     x: tuple[str, ...] = () if x_side == "1" else _terms(x_side, "regressor", fml)
     fe: tuple[str, ...] = ()

@@ -45,6 +45,18 @@ def _as_list(v: str | Sequence[str] | None) -> list[str]:
     return list(v)
 
 
+def _ratio_complement(ssr: float, ss: float) -> float:
+    """1 - ssr/ss, NaN when ss is zero (constant response)."""
+    return 1.0 - ssr / ss if ss > 0 else float("nan")
+
+
+def _adjusted(ssr: float, ss: float, num: float, den: float) -> float:
+    """1 - (ssr/ss) * num/den as pyfixest's adjusted R2; NaN without residual df."""
+    if ss <= 0 or den <= 0:
+        return float("nan")
+    return 1.0 - (ssr / ss) * num / den
+
+
 def _resolve_spec(y: str, x, fe) -> Formula:
     """Formula string or (y, x, fe) lists -> validated :class:`Formula`."""
     if not isinstance(y, str):
@@ -229,14 +241,14 @@ def feols(
     tstat, p, lo, hi = t_inference(beta, se, vr.df_t, alpha)
 
     tss = stats.tss[0]
-    r2 = 1.0 - rm.ssr / tss if tss > 0 else np.nan
+    r2 = _ratio_complement(rm.ssr, tss)
     if has_fe:
         k_fe = int(np.sum(np.asarray(sample.fe_levels) - 1) + 1)
-        adj_r2 = 1.0 - (rm.ssr / tss) * (n - 1) / (n - k - k_fe)
-        r2_within = 1.0 - rm.ssr / yy if yy > 0 else np.nan
-        adj_r2_within = 1.0 - (rm.ssr / yy) * (n - k_fe) / (n - k - k_fe)
+        adj_r2 = _adjusted(rm.ssr, tss, n - 1, n - k - k_fe)
+        r2_within = _ratio_complement(rm.ssr, yy)
+        adj_r2_within = _adjusted(rm.ssr, yy, n - k_fe, n - k - k_fe)
     else:
-        adj_r2 = 1.0 - (rm.ssr / tss) * (n - 1) / (n - k)
+        adj_r2 = _adjusted(rm.ssr, tss, n - 1, n - k)
         r2_within = adj_r2_within = np.nan
 
     idx = pd.Index(names_k, name="term")

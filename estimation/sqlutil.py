@@ -21,6 +21,8 @@ _QUALIFIED_NAME = re.compile(
     r"(?:\.(?:[A-Za-z_][A-Za-z0-9_$]*|\"(?:[^\"]|\"\")+\")){0,2}\s*$"
 )
 
+_QUERY_START = re.compile(r"^\s*(\(|select\b|with\b|from\b|values\b|table\b|pivot\b|unpivot\b)", re.I)
+
 
 def quote_ident(name: str) -> str:
     """Quote a single SQL identifier (column name) for DuckDB."""
@@ -98,6 +100,8 @@ def resolve_relation(relation: Any, scope: TempScope) -> str:
       ``"My Table"``) - used verbatim;
     * a SQL query (``SELECT ...`` / ``WITH ...`` / ``FROM ...``, optionally in
       parentheses) - wrapped as a subquery;
+    * any other FROM-item such as a table function
+      (``read_parquet('panel.parquet')``) - read with ``SELECT *``;
     * a :class:`duckdb.DuckDBPyRelation` built on the same connection - its SQL
       is wrapped as a subquery;
     * a pandas DataFrame - registered as a temporary view for the call.
@@ -112,7 +116,10 @@ def resolve_relation(relation: Any, scope: TempScope) -> str:
             return text
         if text.endswith(";"):
             text = text[:-1].rstrip()
-        return f"({text}) AS __cr_src"
+        if _QUERY_START.match(text):
+            return f"({text}) AS __cr_src"
+        # anything else is a FROM-item, e.g. read_parquet('panel.parquet')
+        return f"(SELECT * FROM {text}) AS __cr_src"
     try:
         import pandas as pd
 

@@ -128,7 +128,7 @@ class RegressionTable:
             rep = {
                 "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                 "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                "^": r"\textasciicircum{}",
+                "^": r"\textasciicircum{}", "<": r"$<$", ">": r"$>$",
             }
             return "".join(rep.get(ch, ch) for ch in s)
 

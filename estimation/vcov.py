@@ -127,6 +127,12 @@ def compute_vcov(
 ) -> VcovResult:
     """Assemble V from bread = (X'X)^-1, the SSR / meat and the corrections."""
     n = nobs
+    dk_check = df_k(ssc if ssc.k_fixef != "none" else SSC(k_fixef="full"), k, fe_levels)
+    if n - dk_check <= 0:
+        raise ValueError(
+            f"no residual degrees of freedom: N = {n} observations, {k} coefficients and "
+            f"{dk_check - k} fixed-effect parameters"
+        )
     if spec.kind == "iid":
         dk = df_k(ssc, k, fe_levels)
         adj = (n - 1) / (n - dk) if ssc.k_adj else 1.0
