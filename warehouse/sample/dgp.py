@@ -74,7 +74,7 @@ ANCHORS: dict[str, Anchor] = {
     "500000": Anchor(1.0, 3300, 0.002, 30000, 1150, 82400, 0.37, 0.55),
     "440100": Anchor(2.0, 815, 0.022, 132000, 1120, 7434, 0.62, 0.85,
                      {"college": 0.4, "insur": 0.3, "trade": 0.2}),
-    "440300": Anchor(2.5, 268, 0.065, 430000, 1080, 1997, 0.54, 1.0,
+    "440300": Anchor(2.5, 268, 0.065, 380000, 1080, 1997, 0.54, 1.0,
                      {"trade": 0.9, "insur": 1.7, "emp": 1.6, "patents": 1.2, "it": 0.5, "sci": 0.4}),
     "510100": Anchor(1.4, 1165, 0.020, 58000, 1010, 14335, 0.50, 0.66, {"college": 0.3}),
     "420100": Anchor(1.5, 830, 0.010, 82000, 850, 8569, 0.49, 0.78, {"college": 0.6}),
@@ -100,7 +100,8 @@ ANCHORS: dict[str, Anchor] = {
     "220100": Anchor(0.9, 760, 0.002, 53000, 430, 20604),
     "650200": Anchor(0.8, 29, 0.010, 250000, 30, 7735),
     "150600": Anchor(0.8, 150, 0.010, 230000, 65, 86752),
-    "442000": Anchor(1.1, 150, 0.020, 140000, 180, 1784, None, None, {"trade": 0.6, "insur": 0.9}),
+    "442000": Anchor(1.1, 150, 0.020, 140000, 180, 1784, None, None, {"trade": 0.2, "insur": 0.9}),
+    "371200": Anchor(0.3, 130, 0.003, 50000, 70, 2246),
 }  # fmt: skip
 
 # Names of the per-city standard-normal draws; their order fixes the random stream.
@@ -151,6 +152,17 @@ def _bump(codes: np.ndarray, key: str) -> np.ndarray:
     return np.array([ANCHORS[c].bumps.get(key, 0.0) if c in ANCHORS else 0.0 for c in codes])
 
 
+def _catch_up(level0: np.ndarray, beta: float, lo: float = 0.2, hi: float = 1.8) -> np.ndarray:
+    """Multiplier of the common growth rate: cities far above the median grow more slowly.
+
+    Treated cities are richer than the rest on average; with equal percentage growth their
+    levels, and so their index, would drift away from the controls before 2016, and a level
+    DID would pick that up.  Catch-up growth keeps the expected level increments close to
+    parallel (and is what Chinese city data show anyway).
+    """
+    return np.clip(1.0 - beta * np.log(level0 / np.median(level0)), lo, hi)
+
+
 def _away_from_tier_bounds(core: np.ndarray) -> np.ndarray:
     # Printed with 2 decimals: keep every city clearly on one side of a tier boundary.
     out = core.copy()
@@ -183,22 +195,26 @@ def _counterfactual(cities: CityTable, years: np.ndarray, city_rng: np.random.Ge
          + 0.30 * Z["prominence"])
     P = np.where(anchored, _anchor(codes, "prominence", P) + 0.08 * Z["prominence"], P)
 
-    # Registered population and its slow drift (fast for the hukou-reform magnets among the anchors).
+    # GDP per registered person in the base year.
+    lny0 = np.log(26000.0) + 0.60 * P + 0.35 * res * (cities.lat > 35) + 0.28 * Z["gdppc"]
+    y0 = np.where(anchored, _anchor(codes, "gdppc", np.exp(lny0)) * np.exp(0.05 * Z["gdppc"]), np.exp(lny0))
+
+    # Registered population.  Rich cities gain registered residents (hukou reform), poor ones
+    # lose them, so per-capita income converges although GDP grows at a common rate.
     lnpop = (np.log(300.0) + 0.5 * cities.is_capital + 0.2 * cities.key_city - 0.3 * west - 0.9 * far_west
              - 0.1 * northeast + 0.15 * central + 0.45 * Z["pop"])
     pop0 = np.clip(np.exp(lnpop), 15.0, 1500.0)
-    pop0 = np.where(anchored, _anchor(codes, "pop", pop0) * np.exp(0.03 * Z["pop"]), pop0)
-    gpop = np.clip(0.004 + 0.004 * Z["pop_growth"], -0.008, 0.02)
+    pop0 = np.where(anchored, _anchor(codes, "pop", pop0) * np.exp(0.02 * Z["pop"]), pop0)
+    gpop = np.clip(0.002 + 0.010 * np.log(y0 / np.median(y0)) + 0.003 * Z["pop_growth"], -0.01, 0.03)
     gpop = np.where(anchored, _anchor(codes, "pop_growth", gpop) + 0.002 * Z["pop_growth"], gpop)
-    pop = pop0[:, None] * np.exp(gpop[:, None] * k + _ar1(time_rng, shape, 0.8, 0.004))
+    pop = np.minimum(pop0[:, None] * np.exp(gpop[:, None] * k + _ar1(time_rng, shape, 0.8, 0.004)), 3400.0)
 
-    # GDP grows with the national nominal series; city trends are pure noise, so they are
-    # unrelated to treatment (parallel trends hold by construction).
+    # GDP grows at the national nominal rate in logs, plus a random city trend and AR(1)
+    # noise.  Nothing here is related to treatment, so ln(GDP/land), a regression control,
+    # carries no differential trend between treated and untreated cities.
     nat = national.series(years)
-    G = np.log(nat["gdp_per_capita"] / national.series(np.array([BASE_YEAR]))["gdp_per_capita"][0]) + 0.005 * k
-    lny0 = (np.log(26000.0) + 0.60 * P + 0.35 * res * (cities.lat > 35) + 0.28 * Z["gdppc"])
-    y0 = np.where(anchored, _anchor(codes, "gdppc", np.exp(lny0)) * np.exp(0.05 * Z["gdppc"]), np.exp(lny0))
-    gdp = (pop0 * y0)[:, None] * np.exp(G + 0.010 * Z["gdp_trend"][:, None] * k
+    G = np.log(nat["gdp_per_capita"] / national.series(np.array([BASE_YEAR]))["gdp_per_capita"][0])[None, :]
+    gdp = (pop0 * y0)[:, None] * np.exp(G + 0.005 * k + 0.010 * Z["gdp_trend"][:, None] * k
                                         + _ar1(time_rng, shape, 0.6, 0.025))
 
     # Structure: the primary share shrinks, and 3 % of the secondary share moves to tertiary each year.
@@ -224,7 +240,7 @@ def _counterfactual(cities: CityTable, years: np.ndarray, city_rng: np.random.Ge
 
     fx = nat["usd_cny"][None, :]
     td0 = np.exp(np.log(0.06) + 0.75 * P + 0.9 * cities.coastal + 0.85 * Z["trade"] + _bump(codes, "trade"))
-    td = np.minimum(td0, 3.5)[:, None] * np.exp(-0.01 * k + 0.012 * Z["trade_trend"][:, None] * k
+    td = np.minimum(td0, 2.5)[:, None] * np.exp(0.012 * Z["trade_trend"][:, None] * k
                                                  + _ar1(time_rng, shape, 0.7, 0.08))
     trade = td * gdp / fx
 
@@ -233,20 +249,22 @@ def _counterfactual(cities: CityTable, years: np.ndarray, city_rng: np.random.Ge
     fdi = np.maximum(fdi, 5.0)
 
     cov0 = np.exp(np.log(0.055) + 0.85 * P + 0.35 * Z["insur"] + _bump(codes, "insur"))
-    insured = cov0[:, None] * np.exp(0.035 * k + _ar1(time_rng, shape, 0.7, 0.04)) * pop * 1e4
+    insured = cov0[:, None] * np.exp(0.025 * _catch_up(cov0, 0.5)[:, None] * k
+                                     + _ar1(time_rng, shape, 0.7, 0.04)) * pop * 1e4
 
-    spc0 = np.exp(np.log(20000.0) + 0.55 * P + 0.25 * Z["savings"])
-    savings = spc0[:, None] * np.exp(0.085 * k + 0.01 * Z["savings_trend"][:, None] * k
+    spc0 = np.exp(np.log(19000.0) + 0.75 * P + 0.3 * Z["savings"])
+    savings = spc0[:, None] * np.exp(0.085 * _catch_up(spc0, 0.4)[:, None] * k
+                                     + 0.01 * Z["savings_trend"][:, None] * k
                                      + _ar1(time_rng, shape, 0.7, 0.03)) * pop
 
     retail_ratio = np.clip(0.36 + 0.03 * P + 0.07 * Z["retail"], 0.12, 0.75)[:, None] + 0.004 * k
     retail = np.clip(retail_ratio + _ar1(time_rng, shape, 0.6, 0.015), 0.1, 0.85) * gdp
 
-    rev_ratio = np.clip(0.062 + 0.012 * P + 0.018 * Z["revenue"], 0.02, 0.2)[:, None] - 0.0015 * k
+    rev_ratio = np.clip(0.052 + 0.014 * P + 0.018 * Z["revenue"], 0.02, 0.2)[:, None] - 0.0005 * k
     revenue = np.clip(rev_ratio + _ar1(time_rng, shape, 0.5, 0.004), 0.012, 0.25) * gdp
-    exp_ratio = np.clip(0.15 * np.exp(0.35 * west + 0.7 * far_west + 0.2 * northeast - 0.25 * P
+    exp_ratio = np.clip(0.15 * np.exp(0.35 * west + 0.7 * far_west + 0.2 * northeast - 0.15 * P
                                       + 0.3 * Z["expenditure"]), 0.05, 1.6)
-    expenditure = exp_ratio[:, None] * np.exp(0.01 * k + _ar1(time_rng, shape, 0.6, 0.03)) * gdp
+    expenditure = exp_ratio[:, None] * np.exp(_ar1(time_rng, shape, 0.6, 0.03)) * gdp
     # Local revenue rarely covers all spending.
     expenditure = np.maximum(expenditure, 1.1 * revenue)
     edu_share = np.clip(0.17 + 0.025 * Z["edu"], 0.09, 0.26)[:, None] + _ar1(time_rng, shape, 0.5, 0.006)
@@ -256,15 +274,17 @@ def _counterfactual(cities: CityTable, years: np.ndarray, city_rng: np.random.Ge
     sci = sci_share * expenditure
 
     fin = np.exp(np.log(2.0) + 0.30 * P + 0.25 * Z["finance"] + _bump(codes, "finance"))
-    fin = fin[:, None] * np.exp(0.03 * k + _ar1(time_rng, shape, 0.7, 0.03)) * gdp
+    fin = fin[:, None] * np.exp(0.03 * _catch_up(fin, 0.5)[:, None] * k + _ar1(time_rng, shape, 0.7, 0.03)) * gdp
     dshare = np.clip(0.58 + 0.05 * Z["deposit_share"], 0.45, 0.72)[:, None]
     deposits, loans = dshare * fin, (1.0 - dshare) * fin
 
     beds_pc = np.clip(35.0 + 7.0 * P + 7.0 * Z["beds"], 12.0, 110.0)[:, None] + 1.6 * k
     beds = np.maximum(beds_pc + _ar1(time_rng, shape, 0.6, 1.0), 5.0) * pop
 
-    col0 = np.exp(np.log(700.0) + 0.9 * P + 0.7 * cities.is_capital + 0.85 * Z["college"] + _bump(codes, "college"))
-    college = np.maximum(col0, 30.0)[:, None] * np.exp(0.025 * k + _ar1(time_rng, shape, 0.8, 0.02)) * pop / 10.0
+    col0 = np.exp(np.log(550.0) + 0.9 * P + 0.8 * cities.is_capital + 0.8 * Z["college"] + _bump(codes, "college"))
+    col0 = np.clip(col0, 30.0, 13000.0)
+    college = col0[:, None] * np.exp(0.015 * _catch_up(col0, 0.5)[:, None] * k
+                                     + _ar1(time_rng, shape, 0.8, 0.02)) * pop / 10.0  # per 1e5 -> persons
 
     wage0 = np.exp(np.log(36000.0) + 0.20 * P + 0.08 * Z["wage"])
     wage = wage0[:, None] * np.exp(0.078 * k + 0.004 * Z["wage_trend"][:, None] * k + _ar1(time_rng, shape, 0.6, 0.015))
@@ -276,9 +296,12 @@ def _counterfactual(cities: CityTable, years: np.ndarray, city_rng: np.random.Ge
     it_share = np.minimum(it_share * np.exp(0.02 * k + _ar1(time_rng, shape, 0.7, 0.03)), 0.2)
     rs_share = np.minimum(rs_share * np.exp(0.02 * k + _ar1(time_rng, shape, 0.7, 0.03)), 0.2)
 
-    pat0 = np.exp(np.log(2.0) + 1.25 * P + 0.55 * Z["patents"] + _bump(codes, "patents"))
-    patents = pat0[:, None] * np.exp(0.08 * k + 0.01 * Z["patents_trend"][:, None] * k
-                                     + _ar1(time_rng, shape, 0.5, 0.06)) * pop
+    pat0 = np.exp(np.log(1.6) + 1.45 * P + 0.5 * Z["patents"] + _bump(codes, "patents"))
+    # Patents scale with the base-year population only: a city whose registered population
+    # balloons (Shenzhen) would otherwise drift away from everyone else in levels.
+    patents = (pat0 * pop0)[:, None] * np.exp(0.06 * _catch_up(pat0 * pop0, 0.5)[:, None] * k
+                                              + 0.01 * Z["patents_trend"][:, None] * k
+                                              + _ar1(time_rng, shape, 0.5, 0.06))
     inv_share = np.clip(np.exp(np.log(0.12) + 0.25 * P + 0.2 * Z["invention"]), 0.03, 0.45)[:, None]
     inv_share = np.minimum(inv_share * np.exp(0.03 * k), 0.6)
     green = 0.12 * np.exp(0.25 * Z["green"])[:, None] * np.exp(_ar1(time_rng, shape, 0.5, 0.1)) * patents
@@ -287,13 +310,15 @@ def _counterfactual(cities: CityTable, years: np.ndarray, city_rng: np.random.Ge
 
     # Urban-core residents 2014 (city-size tiers) and a road network that scales with them.
     i14 = int(np.clip(TIER_YEAR - years[0], 0, len(years) - 1))
-    core_share = np.exp(np.log(0.24) + 0.35 * P + 0.35 * Z["core"])
-    core = np.clip(pop[:, i14] * core_share, 5.0, 950.0)
+    core_share = np.clip(np.exp(np.log(0.24) + 0.35 * P + 0.35 * Z["core"]), 0.04, 0.7)
+    # Only the named anchors reach the two top tiers, as in the State Council list.
+    core = np.clip(pop[:, i14] * core_share, 5.0, 480.0)
     core = np.where(anchored, _anchor(codes, "core", core) * np.exp(0.02 * Z["core"]), core)
     core = _away_from_tier_bounds(core)
-    core_t = core[:, None] * np.exp((0.015 + gpop[:, None]) * (years - TIER_YEAR)[None, :])
-    road_pc = np.clip(13.0 * np.exp(0.2 * Z["road"]), 4.0, 35.0)[:, None] * np.exp(0.02 * k)
-    road = core_t * road_pc
+    # No systematic growth: road density is a regression control, and a control whose trend
+    # scales with city size soaks up the (size-dependent, growing) policy effect.
+    road_pc = np.clip(13.0 * np.exp(0.2 * Z["road"]), 4.0, 35.0)[:, None] * np.exp(_ar1(time_rng, shape, 0.5, 0.03))
+    road = core[:, None] * road_pc
 
     phones = np.clip(np.exp(np.log(0.35) + 0.55 * P + 0.35 * Z["phones"]), 0.03, 8.0)
 
