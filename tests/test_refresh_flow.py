@@ -162,3 +162,18 @@ def test_a_file_with_an_unknown_city_is_refused_and_nothing_is_published(publish
     assert hashlib.sha256(home.warehouse_db.read_bytes()).hexdigest() == before
     report = Path(result["report"]).read_text(encoding="utf-8")
     assert "乌托邦市" in report
+
+
+def test_cli_query_answers_from_the_published_warehouse(published):
+    from typer.testing import CliRunner
+
+    from warehouse.cli import app
+
+    home, _, _ = published
+    sql = "select city_name, year, res from resilience_index order by res desc limit 5"
+    result = CliRunner().invoke(app, ["query", sql, "--home", str(home.root), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout.strip().splitlines()[0])
+    expected = query(home, sql)
+    assert [r["city_name"] for r in rows] == expected["city_name"].tolist()
+    assert [r["res"] for r in rows] == pytest.approx(expected["res"].tolist(), abs=1e-12)

@@ -144,7 +144,8 @@ def _show_results(h: Home) -> None:
         synthetic = is_synthetic(con)
         if synthetic:
             console.print(f"\n[bold yellow]{SYNTHETIC_BANNER}[/]")
-        _print_frame(top_cities(con), title="Ten most resilient cities, latest year (from SQL: resilience_index)")
+        top = top_cities(con)[["rank", "city_name", "city_name_en", "province_name", "year", "res"]]
+        _print_frame(top, title="Ten most resilient cities, latest year (SQL on resilience_index)")
         specs = baseline_specs()
         results = run_specs(con, specs)
     console.print("\nBaseline DID — the resilience study's Table 3 (dependent variable: res)")
@@ -176,7 +177,7 @@ def query(
     if fmt == "csv":
         frame.to_csv(sys.stdout, index=False)
     elif fmt == "json":
-        sys.stdout.write(frame.to_json(orient="records", force_ascii=False) + "\n")
+        sys.stdout.write(frame.to_json(orient="records", force_ascii=False, double_precision=15, date_format="iso") + "\n")
     else:
         _print_frame(frame)
     if synthetic:
