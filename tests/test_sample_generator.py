@@ -20,6 +20,7 @@ import pytest
 from warehouse.paths import REFERENCE_SEEDS_DIR
 from warehouse.sample import write_sample
 from warehouse.sample.generate import DEFAULT_SEED, simulate
+from warehouse.sample.mess import COLUMNS
 
 SMALL = 0.02
 PANEL_YEARS = list(range(2012, 2024))
@@ -187,7 +188,7 @@ def test_sheet_layout(written):
         assert rows[0][0] == f"{year}年 地级及以上城市主要统计指标（合成样本数据）"
         h = 2 if year % 2 == 1 else 1
         assert not any(rows[1]) if h == 2 else rows[1][0] == "城市"
-        assert rows[h][0] == "城市" and len(rows[h]) == 25
+        assert rows[h][0] == "城市" and len(rows[h]) == 1 + len(COLUMNS)
         assert all(c.endswith(")") and "(" in c for c in rows[h][1:])
         assert rows[-2][0].startswith("注：") and rows[-1][0].startswith("资料来源：")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from warehouse.sample import national
+from warehouse.sample import dgp_nqp, national
 from warehouse.sample.cities import JINAN, LAIWU, LAIWU_LAST_YEAR, SIZE_TIERS, CityTable, size_tier
 from warehouse.sample.policy import PolicyDesign
 
@@ -25,10 +25,12 @@ VARIABLES = (
     "fiscal_expenditure", "edu_expenditure", "sci_expenditure", "deposits", "loans",
     "hospital_beds", "college_students", "road_area", "avg_wage", "emp_total", "emp_it",
     "emp_research", "patents_granted", "invention_patents_granted", "green_patent_applications",
-    "digital_economy_patent_applications",
+    "digital_economy_patent_applications", "college_teachers", "so2_industrial", "electricity_use",
+    "wastewater_treatment_rate", "broadband_users", "mobile_users", "telecom_volume",
 )  # fmt: skip
-# Averages, not totals: they do not add up across a boundary change or in a province subtotal.
-NON_ADDITIVE = frozenset({"avg_wage"})
+# Averages and rates, not totals: they do not add up across a boundary change or in a province
+# subtotal. Each maps to the variable that weights it when two cities are put together.
+NON_ADDITIVE = {"avg_wage": "emp_total", **dgp_nqp.NON_ADDITIVE}
 
 # Long-run (tau = 1) policy effects.  Log-scale unless noted.  None of them touches GDP,
 # population, land, roads, total fiscal expenditure, FDI or wages: those build the
@@ -367,22 +369,23 @@ def merge_boundaries(data: dict[str, np.ndarray], cities: CityTable, years: np.n
         return out
     for v, a in out.items():
         if v in NON_ADDITIVE:
-            continue
-        a[j, after] = data[v][j, after] + data[v][lw, after]
-    w_j, w_l = data["emp_total"][j, after], data["emp_total"][lw, after]
-    out["avg_wage"][j, after] = (data["avg_wage"][j, after] * w_j + data["avg_wage"][lw, after] * w_l) / (w_j + w_l)
+            w_j, w_l = data[NON_ADDITIVE[v]][j, after], data[NON_ADDITIVE[v]][lw, after]
+            a[j, after] = (data[v][j, after] * w_j + data[v][lw, after] * w_l) / (w_j + w_l)
+        else:
+            a[j, after] = data[v][j, after] + data[v][lw, after]
     for a in out.values():
         a[lw, after] = np.nan
     return out
 
 
 def simulate(cities: CityTable, design: PolicyDesign, years: np.ndarray, city_rng: np.random.Generator,
-             time_rng: np.random.Generator) -> Latent:
+             time_rng: np.random.Generator, nqp_rng: np.random.Generator) -> Latent:
     cf, extra = _counterfactual(cities, years, city_rng, time_rng)
+    cf.update(dgp_nqp.counterfactual(cf, extra["prominence"], cities.resource, years, nqp_rng))
     tier = size_tier(extra["core2014"])
     h = design.heterogeneity(tier, extra["policy_z"])
     tau = design.exposure(years, h)
-    f = apply_policy(cf, tau)
+    f = dgp_nqp.apply_policy(apply_policy(cf, tau), tau)
     published = np.stack([cities.published(int(y)) for y in years], axis=1)
     return Latent(
         years=years,

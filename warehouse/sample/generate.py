@@ -23,7 +23,7 @@ _OWNED = {
     "historical": re.compile(r"^(telephones_1984|urban_population_2014)\.csv$"),
 }
 # Independent random streams, so that e.g. firm_scale changes the firm records only.
-_STREAMS = ("city", "time", "firm_counts", "firm_records", "mess", "patent_names")
+_STREAMS = ("city", "time", "firm_counts", "firm_records", "mess", "patent_names", "nqp")
 
 
 @dataclass
@@ -57,7 +57,7 @@ def simulate(
     years = np.arange(start_year, end_year + 1)
     cities = CityTable.load(seeds_dir)
     design = PolicyDesign.load(cities, seeds_dir)
-    latent = dgp.simulate(cities, design, years, rngs["city"], rngs["time"])
+    latent = dgp.simulate(cities, design, years, rngs["city"], rngs["time"], rngs["nqp"])
     counts = firms.counts(cities, latent, rngs["firm_counts"], firm_scale)
     usd_cny = national.series(years)["usd_cny"]
     gt, pt = truth.build(cities, design, latent, counts, usd_cny, seed, firm_scale)

@@ -71,6 +71,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("emp_total", "城镇单位从业人员期末人数", "万人", 2),
     Column("emp_it", "信息传输、软件和信息技术服务业从业人员", "万人", 2),
     Column("emp_research", "科学研究和技术服务业从业人员", "万人", 2),
+    # Used only by the new-quality-productivity indices.
+    Column("college_teachers", "普通高等学校专任教师数", "人", 0),
+    Column("so2_industrial", "工业二氧化硫排放量", "吨", 0),
+    Column("electricity_use", "全社会用电量", "万千瓦时", 0),
+    Column("wastewater_treatment_rate", "污水处理厂集中处理率", "%", 2, additive=False),
+    Column("broadband_users", "互联网宽带接入用户数", "万户", 2),
+    Column("mobile_users", "移动电话年末用户数", "万户", 2),
+    Column("telecom_volume", "电信业务总量", "万元", 0),
 )
 OLD_INDUSTRY_BASES = {
     "emp_it": "信息传输、计算机服务和软件业从业人员",

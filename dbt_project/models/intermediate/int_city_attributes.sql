@@ -34,6 +34,15 @@ select
         when historical.urban_resident_pop_2014 >= 50 then 'medium'
         when historical.urban_resident_pop_2014 >= 20 then 'small_i'
         else 'small_ii'
-    end as size_tier
+    end as size_tier,
+    -- the five groups of the resilience study's Table 6
+    case
+        when historical.urban_resident_pop_2014 is null then null
+        when historical.urban_resident_pop_2014 >= 1000 then 'megacity'
+        when historical.urban_resident_pop_2014 >= 500 then 'extra_large'
+        when historical.urban_resident_pop_2014 >= 100 then 'large'
+        when historical.urban_resident_pop_2014 >= 50 then 'medium'
+        else 'small'
+    end as size_tier_group
 from {{ ref('stg_reference__cities') }} as cities
 left join historical using (city_code)

@@ -1,29 +1,16 @@
--- Every city-year of the spine × every yearbook/patent variable, with interior gaps filled by
--- linear interpolation between the nearest reported years of the same city (flagged
--- `is_imputed`). No extrapolation: a gap at either end of a city's series stays NULL.
-with reported as (
-    select city_code, year, variable, value from {{ ref('stg_city_yearbook__values') }}
-    union all
-    select city_code, year, variable, value from {{ ref('stg_patents__city_counts') }}
-),
-
-deduplicated as (
-    -- stg tests guarantee one reported value per city-year-variable; max() only collapses NULLs
-    select city_code, year, variable, max(value) as value
-    from reported
-    where city_code is not null
-    group by all
-),
-
-variables as (
+-- Every city-year of the spine × every yearbook/patent variable. Interior gaps are filled by
+-- linear interpolation between the nearest reported years of the same city (is_imputed). Gaps
+-- at either end stay NULL (is_missing) unless var extrapolation = 'nearest', which carries the
+-- nearest reported value and flags it (is_extrapolated): nothing is extrapolated silently.
+with variables as (
     select distinct variable from {{ ref('yearbook_headers') }} where source in ('city_yearbook', 'patents')
 ),
 
 grid as (
-    select spine.city_code, spine.year, variables.variable, deduplicated.value
+    select spine.city_code, spine.year, variables.variable, reported.value, reported.is_aggregated
     from {{ ref('int_city_year_spine') }} as spine
     cross join variables
-    left join deduplicated using (city_code, year, variable)
+    left join {{ ref('int_city_year_values_reported') }} as reported using (city_code, year, variable)
 ),
 
 neighbours as (
@@ -39,16 +26,35 @@ neighbours as (
                       rows between unbounded preceding and 1 preceding),
         after_me as (partition by city_code, variable order by year
                      rows between 1 following and unbounded following)
+),
+
+filled as (
+    select
+        *,
+        value is null and prev_year is not null and next_year is not null as is_imputed,
+        value is null and (prev_year is null) <> (next_year is null)
+            and '{{ var("extrapolation") }}' = 'nearest' as is_extrapolated
+    from neighbours
 )
 
 select
     city_code,
     year,
     variable,
-    coalesce(
-        value,
-        prev_value + (next_value - prev_value) * (year - prev_year) / (next_year - prev_year)
-    ) as value,
-    value is null and prev_year is not null and next_year is not null as is_imputed,
-    value is null and (prev_year is null or next_year is null) as is_missing
-from neighbours
+    case
+        when value is not null then value
+        when is_imputed
+            then prev_value + (next_value - prev_value) * (year - prev_year) / (next_year - prev_year)
+        when is_extrapolated then coalesce(prev_value, next_value)
+    end as value,
+    case
+        when value is not null then 'reported'
+        when is_imputed then 'imputed'
+        when is_extrapolated then 'extrapolated'
+        else 'missing'
+    end as coverage,
+    is_imputed,
+    is_extrapolated,
+    value is null and not is_imputed and not is_extrapolated as is_missing,
+    coalesce(is_aggregated, false) as is_aggregated
+from filled

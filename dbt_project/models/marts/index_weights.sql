@@ -1,7 +1,13 @@
--- Entropy weights of every indicator of every index, estimated on the whole panel.
+-- Entropy weights of every available indicator of every index, for both weighting scopes:
+-- 'panel' (one set estimated on all panel city-years; weight_year NULL) and 'year' (one set
+-- per year). The index marts use the scope of var entropy_scope.
 select
     index_name,
+    scope,
+    weight_year,
+    criterion,
     dimension,
+    sub_dimension,
     indicator,
     direction,
     n_obs,
@@ -11,4 +17,4 @@ select
     divergence,
     weight,
     '{{ var("vintage") }}' as vintage
-from ({{ entropy_weights(ref('int_index_normalised')) }})
+from {{ ref('int_index_weights') }}

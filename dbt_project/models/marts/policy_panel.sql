@@ -1,6 +1,7 @@
 -- Every policy of the reference seed × every city-year of the panel: treated group, adoption
 -- year (first treated year, `year_effective` of the seed, coding var policy_coding), post,
--- did = treat × post, and event time. Post never switches off once a city is treated.
+-- did = treat × post, event time and event time binned at the window of vars event_time_min /
+-- event_time_max. Post never switches off once a city is treated.
 with adoptions as (
     select policy, city_code, min(year_effective) as adoption_year
     from {{ ref('ref_policies') }}
@@ -21,6 +22,8 @@ select
     coalesce(spine.year >= adoptions.adoption_year, false) as post,
     cast(coalesce(spine.year >= adoptions.adoption_year, false) as integer) as did,
     spine.year - adoptions.adoption_year as event_time,
+    least(greatest(spine.year - adoptions.adoption_year, {{ var('event_time_min') }}),
+          {{ var('event_time_max') }}) as event_time_binned,
     adoptions.adoption_year is null as never_treated,
     '{{ var("vintage") }}' as vintage
 from {{ ref('int_city_year_spine') }} as spine

@@ -1,5 +1,6 @@
 select
     coalesce(alias_name_zh, alias_name_en) as alias_name,
+    alias_code,
     {{ city_key('coalesce(alias_name_zh, alias_name_en)') }} as alias_key,
     maps_to_city_code as city_code,
     coalesce(valid_from_year, 0) as valid_from_year,

@@ -1,0 +1,235 @@
+"""The dbt project on the sample: indices, weights, within transformation and harmonisation options,
+each checked against an independent computation (numpy, pandas, pyfixest) or the generator's truth.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from warehouse.dbt_runner import dbt_env, run_dbt
+from warehouse.ingest import ingest_landing
+from warehouse.paths import DBT_PROJECT_DIR
+from warehouse.publish import connect_for_write
+from warehouse.sample import write_sample
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dbt")
+    write_sample(root / "landing", firm_scale=0.02)
+    database = root / "warehouse.duckdb"
+    with connect_for_write(database) as con:
+        summary = ingest_landing(con, root / "landing", root / "archive")
+    assert not summary.failed
+    result = run_dbt(["build"], database, root / "dbt", vars_={"vintage": "test"})
+    assert result.success, result.failures or result.log_tail
+    truth = json.loads((root / "landing" / "ground_truth.json").read_text(encoding="utf-8"))
+    return root, database, truth
+
+
+def frame(database: Path, sql: str) -> pd.DataFrame:
+    with duckdb.connect(str(database), read_only=True) as con:
+        return con.execute(sql).df()
+
+
+def dbt_show(database: Path, work: Path, sql: str) -> pd.DataFrame:
+    """Run inline SQL (macros allowed) through `dbt show` and return all rows."""
+    import subprocess
+    import sys
+
+    env = dbt_env(database, work)
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), "show", "--inline", sql, "--limit", "-1",
+         "--output", "json", "--log-format", "json"],
+        env=env, cwd=DBT_PROJECT_DIR, capture_output=True, text=True,
+    )
+    for line in proc.stdout.splitlines():
+        event = json.loads(line)
+        if "preview" in event.get("data", {}):
+            return pd.DataFrame(json.loads(event["data"]["preview"]))
+    raise AssertionError(proc.stdout[-3000:] + proc.stderr[-3000:])
+
+
+def numpy_entropy(wide: pd.DataFrame, directions: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Weights and scores of the entropy method, written independently of the SQL."""
+    x = wide.to_numpy(dtype=float)
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    negative = np.array([directions[c] == "negative" for c in wide.columns])
+    normalised = np.where(negative, (hi - x) / (hi - lo), (x - lo) / (hi - lo))
+    p = normalised / normalised.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plogp = np.where(p > 0, p * np.log(p), 0.0)
+    entropy = -plogp.sum(axis=0) / np.log(x.shape[0])
+    weights = (1 - entropy) / (1 - entropy).sum()
+    return weights, normalised @ weights
+
+
+def index_inputs(database: Path, index_name: str) -> tuple[pd.DataFrame, dict[str, str]]:
+    inputs = frame(database, f"""
+        select indicator, direction, city_code, year, value
+        from intermediate.int_index_inputs where index_name = '{index_name}'""")
+    wide = inputs.pivot(index=["city_code", "year"], columns="indicator", values="value").sort_index()
+    return wide, dict(zip(inputs["indicator"], inputs["direction"]))
+
+
+def test_every_truth_city_year_appears_exactly_once(built):
+    _, database, truth = built
+    first, last = truth["years"]["panel"]
+    expected = {(c, y) for c in truth["panel"]["city_codes"] for y in range(first, last + 1)}
+    panel = frame(database, "select city_code, year from analysis_panel")
+    assert len(panel) == len(expected) == truth["panel"]["n_city_years"]
+    assert set(zip(panel["city_code"], panel["year"])) == expected
+
+
+@pytest.mark.parametrize("index_name, mart, score", [
+    ("resilience", "resilience_index", "res"),
+    ("nqp", "nqp_index", "nqp"),
+    ("nqp_hierarchical", "nqp_hierarchical_index", "nqp_h"),
+])
+def test_panel_scope_weights_and_scores_match_numpy(built, index_name, mart, score):
+    _, database, _ = built
+    wide, directions = index_inputs(database, index_name)
+    weights, scores = numpy_entropy(wide, directions)
+    stored = frame(database, f"""select indicator, weight from index_weights
+        where index_name = '{index_name}' and scope = 'panel'""").set_index("indicator").loc[wide.columns]
+    np.testing.assert_allclose(stored["weight"].to_numpy(), weights, rtol=0, atol=1e-12)
+    index = frame(database, f"select city_code, year, {score} from {mart}").set_index(["city_code", "year"])
+    np.testing.assert_allclose(index.loc[wide.index, score].to_numpy(), scores, rtol=0, atol=1e-12)
+
+
+def test_nqp_negative_indicators_lower_the_score(built):
+    _, database, _ = built
+    stored = frame(database, """select indicator, direction from index_weights
+        where index_name = 'nqp' and scope = 'panel'""")
+    assert set(stored.loc[stored["direction"] == "negative", "indicator"]) == {"energy_intensity", "so2_intensity"}
+    # A city-year at the panel maximum of a negative indicator has normalised value 0.
+    top = frame(database, """select normalised from intermediate.int_index_normalised
+        where scope = 'panel' and index_name = 'nqp' and indicator = 'so2_intensity'
+        and value = max_value""")
+    assert (top["normalised"] == 0).all()
+
+
+def test_year_scope_weights_match_numpy_year_by_year(built):
+    _, database, _ = built
+    for index_name in ("resilience", "nqp"):
+        wide, directions = index_inputs(database, index_name)
+        stored = frame(database, f"""select weight_year, indicator, weight from index_weights
+            where index_name = '{index_name}' and scope = 'year'""")
+        for year, rows in wide.groupby(level="year"):
+            weights, _ = numpy_entropy(rows, directions)
+            got = stored[stored["weight_year"] == year].set_index("indicator").loc[wide.columns, "weight"]
+            np.testing.assert_allclose(got.to_numpy(), weights, rtol=0, atol=1e-12)
+
+
+def test_every_level_of_a_hierarchical_index_adds_up_to_the_index(built):
+    _, database, _ = built
+    scores = frame(database, "select index_name, level, city_code, year, score from index_scores")
+    totals = scores[scores["level"] == "index"].set_index(["index_name", "city_code", "year"])["score"]
+    sums = scores[scores["level"] != "index"].groupby(["index_name", "level", "city_code", "year"])["score"].sum()
+    for (index_name, level), part in sums.groupby(level=["index_name", "level"]):
+        part = part.droplevel("level")
+        np.testing.assert_allclose(part.to_numpy(), totals.loc[part.index].to_numpy(), rtol=0, atol=1e-12)
+    levels = set(scores.loc[scores["index_name"] == "nqp_hierarchical", "level"])
+    assert levels == {"index", "criterion", "dimension", "sub_dimension"}
+
+
+def test_sensitivity_index_follows_martin_sunley(built):
+    _, database, _ = built
+    panel = frame(database, """select city_code, year, gdp, pop_total, national_gdp_per_capita
+        from intermediate.int_city_year_panel order by city_code, year""")
+    panel["gdppc"] = panel["gdp"] / panel["pop_total"]
+    panel["g"] = panel.groupby("city_code")["gdppc"].pct_change()
+    national = panel.drop_duplicates("year").set_index("year")["national_gdp_per_capita"].sort_index()
+    panel["g_n"] = panel["year"].map(national.pct_change())
+    panel["r"] = (panel["g"] - panel["g_n"]) / panel["g_n"].abs()
+    got = frame(database, "select city_code, year, sensitivity from economic_resilience_sensitivity")
+    merged = got.merge(panel, on=["city_code", "year"])
+    assert len(merged) == len(got) == 287 * 12
+    np.testing.assert_allclose(merged["sensitivity"], merged["r"], rtol=1e-10, atol=1e-12)
+
+
+def test_within_transformation_matches_pyfixest_on_the_balanced_panel(built):
+    from pyfixest.estimation import demean
+
+    _, database, _ = built
+    columns = ["res", "did", "eocden", "tech_talent_share"]
+    panel = frame(database, f"select city_code, year, {', '.join(columns)} from analysis_panel order by city_code, year")
+    within = frame(database, f"""select city_code, year, within_method, {', '.join(columns)}
+        from analysis_panel_within order by city_code, year""")
+    codes = panel[["city_code", "year"]].apply(lambda s: pd.factorize(s)[0]).to_numpy().astype(np.uint64)
+    expected, converged = demean(panel[columns].to_numpy(), codes, np.ones(len(panel)), tol=1e-14, maxiter=100_000)
+    assert converged and (within["within_method"] == "closed_form").all()
+    np.testing.assert_allclose(within[columns].to_numpy(), expected, rtol=0, atol=1e-8)
+
+
+def test_within_transformation_matches_pyfixest_on_an_unbalanced_panel(built):
+    from pyfixest.estimation import demean
+
+    root, database, _ = built
+    rng = np.random.default_rng(11)
+    panel = frame(database, "select city_code, year, res, eocden from analysis_panel")
+    panel = panel[rng.random(len(panel)) > 0.25].reset_index(drop=True)
+    copy = root / "unbalanced.duckdb"
+    shutil.copy(database, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.register("incoming", panel)
+        con.execute("create table main.unbalanced_test as select * from incoming")
+    got = dbt_show(copy, root / "dbt_show", """
+        select * from ({{ two_way_within('main.unbalanced_test', 'city_code', 'year', ['res', 'eocden']) }})
+    """).sort_values(["city_code", "year"]).reset_index(drop=True)
+    panel = panel.sort_values(["city_code", "year"]).reset_index(drop=True)
+    codes = panel[["city_code", "year"]].apply(lambda s: pd.factorize(s)[0]).to_numpy().astype(np.uint64)
+    expected, converged = demean(panel[["res", "eocden"]].to_numpy(), codes, np.ones(len(panel)),
+                                 tol=1e-14, maxiter=100_000)
+    assert converged and (got["within_method"] == "alternating_projections").all()
+    assert got["within_delta"].max() <= 1e-13 and got["within_iterations"].max() > 2
+    np.testing.assert_allclose(got[["res", "eocden"]].to_numpy(), expected, rtol=0, atol=1e-8)
+
+
+def test_winsorize_macro_clips_at_the_quantiles(built):
+    root, database, _ = built
+    got = dbt_show(database, root / "dbt_show_w", """
+        select city_code, year, eocden, {{ winsorize('eocden') }} as w from analysis_panel
+    """)
+    lo, hi = np.quantile(got["eocden"], [0.01, 0.99])
+    np.testing.assert_allclose(got["w"], np.clip(got["eocden"], lo, hi), rtol=0, atol=1e-12)
+    assert (got["w"] != got["eocden"]).sum() >= 2 * int(0.01 * len(got)) - 2
+
+
+def test_current_boundaries_adds_laiwu_to_jinan_before_the_merger(built):
+    root, database, _ = built
+    copy = root / "boundaries.duckdb"
+    shutil.copy(database, copy)
+    result = run_dbt(["run", "--select", "int_city_year_spine", "int_city_year_values_reported"], copy,
+                     root / "dbt_boundaries",
+                     vars_={"boundary_policy": "current_boundaries", "panel_universe": "all"})
+    assert result.success, result.failures or result.log_tail
+    reported = frame(copy, """select city_code, year, variable, value from staging.stg_city_yearbook__values
+        where city_code in ('370100', '371200') and year = 2015 and variable in ('gdp', 'avg_wage', 'emp_total')""")
+    r = reported.pivot(index="variable", columns="city_code", values="value")
+    harmonised = frame(copy, """select variable, value, is_aggregated from intermediate.int_city_year_values_reported
+        where year = 2015 and city_code in ('370100', '371200')""").set_index("variable")
+    assert harmonised.loc["gdp", "value"] == pytest.approx(r.loc["gdp"].sum(), rel=1e-12)
+    expected_wage = (r.loc["avg_wage"] * r.loc["emp_total"]).sum() / r.loc["emp_total"].sum()
+    assert harmonised.loc["avg_wage", "value"] == pytest.approx(expected_wage, rel=1e-12)
+    assert harmonised["is_aggregated"].all() and len(harmonised) == len(harmonised.index.unique())
+    after = frame(copy, """select count(*) as n from intermediate.int_city_year_values_reported
+        where city_code = '371200'""")["n"].iloc[0]
+    assert after == 0  # Laiwu no longer appears on its own
+
+
+def test_policy_panel_event_time_binned_at_the_window(built):
+    _, database, _ = built
+    panel = frame(database, """select event_time, event_time_binned from policy_panel
+        where policy = 'big_data_pilot_zone' and treat""")
+    expected = panel["event_time"].clip(-4, 7)
+    assert (panel["event_time_binned"] == expected).all()
+    assert panel["event_time"].min() == 2012 - 2016 and panel["event_time"].max() == 2023 - 2016
