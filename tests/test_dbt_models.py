@@ -233,3 +233,19 @@ def test_policy_panel_event_time_binned_at_the_window(built):
     expected = panel["event_time"].clip(-4, 7)
     assert (panel["event_time_binned"] == expected).all()
     assert panel["event_time"].min() == 2012 - 2016 and panel["event_time"].max() == 2023 - 2016
+
+
+def test_coverage_summary_counts_imputed_cells_and_name_matches(built):
+    from warehouse.coverage import coverage_summary
+
+    root, database, _ = built
+    summary = coverage_summary(database)
+    long = frame(database, """select coverage from intermediate.int_city_year_values_long
+        where year between 2012 and 2023""")
+    assert summary.cells == long["coverage"].value_counts().to_dict()
+    assert 0 < summary.imputed_share < 0.02
+    by_type = {(r["source"], r["match_type"]): r["names"] for r in summary.resolved_names}
+    # The 2016 and 2020 yearbooks print names without 市; 2014 has traditional characters.
+    assert by_type[("city_yearbook", "short_name_no_suffix")] > 0
+    assert by_type[("city_yearbook", "traditional_chars")] > 0
+    assert sum(r["needed_province"] for r in summary.resolved_names if r["source"] == "patents") > 0

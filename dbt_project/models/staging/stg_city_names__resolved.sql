@@ -10,13 +10,14 @@ with names as (
     from {{ source('raw', 'enterprise_registrations') }}
 ),
 
-candidates as (
-    select distinct
+matches as (
+    select
         names.source,
         names.city_key,
         names.province_text,
         names.year,
         aliases.city_code,
+        aliases.change_type,
         names.province_text is not null
             and {{ city_key('names.province_text') }} in (
                 cities.province_key_zh, cities.province_key_short, cities.province_key_en
@@ -34,6 +35,23 @@ candidates as (
     end
 ),
 
+candidates as (
+    -- one row per candidate city; how the name matched is kept for the load report
+    select
+        source,
+        city_key,
+        province_text,
+        year,
+        city_code,
+        case
+            when bool_or(change_type = 'canonical_name') then 'canonical_name'
+            else min(change_type)
+        end as match_type,
+        bool_or(province_matches) as province_matches
+    from matches
+    group by source, city_key, province_text, year, city_code
+),
+
 counted as (
     select
         *,
@@ -43,6 +61,13 @@ counted as (
     from candidates
 )
 
-select source, city_key, province_text, year, city_code
+select
+    source,
+    city_key,
+    province_text,
+    year,
+    city_code,
+    match_type,
+    n_candidates > 1 as needed_province
 from counted
 where n_candidates = 1 or (province_matches and n_province_matches = 1)
