@@ -249,3 +249,19 @@ def test_coverage_summary_counts_imputed_cells_and_name_matches(built):
     assert by_type[("city_yearbook", "short_name_no_suffix")] > 0
     assert by_type[("city_yearbook", "traditional_chars")] > 0
     assert sum(r["needed_province"] for r in summary.resolved_names if r["source"] == "patents") > 0
+
+
+def test_dbt_docs_generate_describes_every_mart_column(built):
+    root, database, _ = built
+    result = run_dbt(["docs", "generate"], database, root / "dbt_docs")
+    assert result.success, result.log_tail
+    catalog = json.loads((root / "dbt_docs" / "target" / "catalog.json").read_text())
+    manifest = json.loads((root / "dbt_docs" / "target" / "manifest.json").read_text())
+    marts = [n for n in manifest["nodes"].values()
+             if n["resource_type"] == "model" and n["fqn"][1] == "marts"]
+    assert len(marts) >= 9
+    for node in marts:
+        assert node["config"]["contract"]["enforced"], node["name"]
+        built_columns = set(catalog["nodes"][node["unique_id"]]["columns"])
+        described = {c for c, spec in node["columns"].items() if spec.get("description")}
+        assert built_columns == described, node["name"]
