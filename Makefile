@@ -29,5 +29,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
+## cityres vs pyfixest side by side (placebo batch; 9M-row TWFE): minutes, ~8 GiB RAM; writes BENCHMARKS.md.
+bench: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.run
+
 clean:
 	rm -rf .cityres .pytest_cache

@@ -1,7 +1,8 @@
-"""The resilience study's Table 3: baseline DID of the Big Data Pilot Zones on the resilience index.
+"""The studies' Table 3: baseline DID of the Big Data Pilot Zones on an outcome index.
 
 Four columns: without/with controls × without/with city and year fixed effects, standard errors
-clustered by city (CRV1). Reads `analysis_panel`; persists to `estimates`.
+clustered by city (CRV1). The resilience study (outcome `res`) and the NQP study (outcome
+`nqp_index`, its own controls) share this layout. Reads `analysis_panel`; persists to `estimates`.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 import duckdb
 
 from estimation.model import feols
+from estimation.persist import ESTIMATES_DDL, persist_results
 from estimation.result import FeolsResult
 
 CONTROLS = ("eocden", "traff", "gove", "inv", "salary")
@@ -32,6 +34,7 @@ class ModelSpec:
     outcome: str
     regressors: tuple[str, ...]
     fixed_effects: tuple[str, ...]
+    controls: tuple[str, ...] = CONTROLS
 
     @property
     def formula(self) -> str:
@@ -40,15 +43,18 @@ class ModelSpec:
 
     @property
     def has_controls(self) -> bool:
-        return any(r in CONTROLS for r in self.regressors)
+        return any(r in self.controls for r in self.regressors)
 
 
-def baseline_specs(outcome: str = "res", treatment: str = "did") -> list[ModelSpec]:
+def baseline_specs(outcome: str = "res", treatment: str = "did", controls=CONTROLS,
+                   prefix: str = "table3") -> list[ModelSpec]:
+    """(1) DID; (2) DID + city & year FE; (3) DID + controls; (4) DID + controls + FE."""
+    c = tuple(controls)
     return [
-        ModelSpec("table3_col1", outcome, (treatment,), ()),
-        ModelSpec("table3_col2", outcome, (treatment,), FIXED_EFFECTS),
-        ModelSpec("table3_col3", outcome, (treatment, *CONTROLS), ()),
-        ModelSpec("table3_col4", outcome, (treatment, *CONTROLS), FIXED_EFFECTS),
+        ModelSpec(f"{prefix}_col1", outcome, (treatment,), (), c),
+        ModelSpec(f"{prefix}_col2", outcome, (treatment,), FIXED_EFFECTS, c),
+        ModelSpec(f"{prefix}_col3", outcome, (treatment, *c), (), c),
+        ModelSpec(f"{prefix}_col4", outcome, (treatment, *c), FIXED_EFFECTS, c),
     ]
 
 
@@ -60,34 +66,11 @@ def run_specs(con: duckdb.DuckDBPyConnection, specs: list[ModelSpec],
     ]
 
 
-ESTIMATES_DDL = """
-create table if not exists main.estimates (
-    run_id varchar not null, model_id varchar not null, spec varchar not null,
-    term varchar not null, coef double, se double, t double, p double,
-    ci_low double, ci_high double, nobs bigint, r2 double, r2_within double,
-    n_clusters bigint, vcov varchar, vintage varchar, synthetic boolean,
-    created_at timestamp not null
-)
-"""
-
-
 def persist_estimates(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str, synthetic: bool,
                       specs: list[ModelSpec], results: list[FeolsResult]) -> int:
     """Append one row per term of every model to main.estimates; return the rows written."""
-    con.execute(ESTIMATES_DDL)
-    rows = []
-    for spec, result in zip(specs, results):
-        tidy = result.tidy()
-        for record in tidy.itertuples(index=False):
-            rows.append((
-                run_id, spec.model_id, spec.formula, record.term, float(record.coef), float(record.se),
-                float(record.t), float(record.p), float(record.ci_low), float(record.ci_high),
-                int(result.nobs), float(result.r2),
-                None if result.r2_within != result.r2_within else float(result.r2_within),
-                result.n_clusters, result.vcov, vintage, synthetic,
-            ))
-    con.executemany(
-        "insert into main.estimates values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-        rows,
-    )
-    return len(rows)
+    return persist_results(con, run_id, vintage, synthetic,
+                           [(spec.model_id, spec.formula, r) for spec, r in zip(specs, results)])
+
+
+__all__ = ["CONTROLS", "ESTIMATES_DDL", "ModelSpec", "baseline_specs", "persist_estimates", "run_specs"]

@@ -9,12 +9,21 @@ Method choice (``method="auto"``):
 * two fixed effects, unweighted, and the sample is a complete grid (every
   (fe1, fe2) cell exactly once, i.e. a balanced panel after all deletions)
   -> ``"balanced"``: closed form ``x - x_i. - x_.t + x_..`` in one pass;
-* otherwise (unbalanced, duplicated cells, or weights) -> ``"alternating"``:
-  the method of alternating projections, one materialised temp table per
-  sweep (demean by fe1, then by fe2), until the largest absolute change of
-  every column in a sweep is below ``tol * scale`` (scale = max |x - mean|
-  of that column), raising :class:`DemeanNotConverged` after ``maxiter``
-  sweeps.  The one-pass formula is never used on an unbalanced layout.
+* two fixed effects otherwise, when the smaller one has at most
+  ``max_dummies + 1`` levels (e.g. years) -> ``"within_dummies"``: exact, in one
+  pass: demean by the larger FE and add the equally demeaned dummies of the
+  smaller FE (all levels but the first) as extra columns.  By
+  Frisch-Waugh-Lovell, regressing on them together with the regressors gives
+  exactly the two-way FE estimates; :mod:`.model` partials them out in the
+  k x k algebra and never reports them;
+* otherwise (many levels in both) -> ``"alternating"``: the method of
+  alternating projections, one materialised temp table per sweep (demean by
+  fe1, then by fe2), until every row's change in a sweep is at most
+  ``tol * (1 + scale)`` (absolute plus relative; scale = max |x - mean| of the
+  column), raising :class:`DemeanNotConverged` after ``maxiter`` sweeps.
+
+The one-pass closed form is never used on an unbalanced layout, and no
+Mundlak-style shortcut is taken: each method gives the two-way FE estimand.
 
 Every column is first centred at its (weighted) grand mean (bound as a
 parameter) - this does not change the demeaned result but keeps group sums
@@ -24,7 +33,7 @@ small and precise.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 
@@ -53,6 +62,10 @@ class Demeaned:
     method: str
     iterations: int
     max_change: float = 0.0
+    # within_dummies: names of the demeaned dummy columns of the smaller FE and
+    # their raw sums of squares (= weighted level counts), for the collinearity check
+    dummies: list[str] = field(default_factory=list)
+    dummy_ref_ss: list[float] = field(default_factory=list)
 
 
 def column_stats(
@@ -64,7 +77,8 @@ def column_stats(
     """Grand means, scales, centred and raw sums of squares, in two scans."""
     w = f"{weights} * " if weights else ""
     sw = f"sum({weights})" if weights else "count(*)"
-    first = [f"sum({w}{c}) / {sw}" for c in columns] + [f"sum({w}{c} * {c})" for c in columns]
+    # raw (uncentred) values: compensated sums, as large means would cancel
+    first = [f"fsum({w}{c}) / {sw}" for c in columns] + [f"fsum({w}{c} * {c})" for c in columns]
     row = con.execute(f"SELECT {sw}, {', '.join(first)} FROM {table}").fetchone()
     sum_w = float(row[0])
     m = len(columns)
@@ -91,13 +105,26 @@ def _group_mean(col: str, fe: str, weights: str | None, sw: str | None) -> str:
     return f"sum({weights} * {col}) OVER (PARTITION BY {fe}) / {total}"
 
 
-def choose_method(n_fe: int, balanced_grid: bool, weighted: bool) -> str:
+MAX_DUMMIES = 100
+
+
+def choose_method(
+    n_fe: int,
+    balanced_grid: bool,
+    weighted: bool,
+    fe_levels: Sequence[int] = (),
+    max_dummies: int = MAX_DUMMIES,
+) -> str:
     if n_fe == 0:
         return "center"
     if n_fe == 1:
         return "oneway"
     if n_fe == 2:
-        return "balanced" if (balanced_grid and not weighted) else "alternating"
+        if balanced_grid and not weighted:
+            return "balanced"
+        if fe_levels and min(fe_levels) - 1 <= max_dummies:
+            return "within_dummies"
+        return "alternating"
     raise NotImplementedError("at most two fixed effects are supported")
 
 
@@ -114,8 +141,14 @@ def demean(
     balanced_grid: bool = False,
     tol: float = 1e-13,
     maxiter: int = 10_000,
+    fe_levels: Sequence[int] = (),
+    max_dummies: int = MAX_DUMMIES,
+    dummy_fe: int | None = None,
 ) -> Demeaned:
     """Demean ``columns`` of ``table`` by the fixed effects ``fe``.
+
+    ``dummy_fe`` (0 or 1) forces which FE gets dummies under
+    ``within_dummies`` (default: the one with fewer levels).
 
     ``keep`` are pass-through columns (ids, FE codes, cluster, weight); they
     must include ``fe`` and ``weights``.  Returns the name of a new temp table
@@ -124,8 +157,8 @@ def demean(
     columns = list(columns)
     fe = list(fe)
     if method == "auto":
-        method = choose_method(len(fe), balanced_grid, weights is not None)
-    allowed = {0: ("center",), 1: ("oneway",), 2: ("balanced", "alternating")}
+        method = choose_method(len(fe), balanced_grid, weights is not None, fe_levels, max_dummies)
+    allowed = {0: ("center",), 1: ("oneway",), 2: ("balanced", "within_dummies", "alternating")}
     if method not in allowed.get(len(fe), ()):
         raise ValueError(
             f"demeaning method {method!r} does not apply to {len(fe)} fixed effect(s); "
@@ -133,14 +166,15 @@ def demean(
         )
     if method == "balanced" and (len(fe) != 2 or weights is not None or not balanced_grid):
         raise ValueError("the closed-form two-way demeaning needs an unweighted complete grid")
-    keep_sql = ", ".join(keep)
+    # pass-through columns, each followed by a comma (none without FE or clusters)
+    keep_sql = "".join(f"{c}, " for c in keep)
     centred = [f"({c} - ?)" for c in columns]
     params = list(stats.mean)
 
     if method == "center":
         out = scope.table("dm")
         sel = ", ".join(f"{e} AS {c}" for e, c in zip(centred, columns))
-        con.execute(f"CREATE TEMP TABLE {out} AS SELECT {keep_sql}, {sel} FROM {table}", params)
+        con.execute(f"CREATE TEMP TABLE {out} AS SELECT {keep_sql}{sel} FROM {table}", params)
         return Demeaned(out, columns, method, 0)
 
     if method == "oneway":
@@ -153,8 +187,8 @@ def demean(
         con.execute(
             f"""
             CREATE TEMP TABLE {out} AS
-            WITH z AS (SELECT {keep_sql}, {cen} FROM {table})
-            SELECT {keep_sql}, {sel} FROM z
+            WITH z AS (SELECT {keep_sql}{cen} FROM {table})
+            SELECT {keep_sql}{sel} FROM z
             """,
             params,
         )
@@ -173,18 +207,60 @@ def demean(
         con.execute(
             f"""
             CREATE TEMP TABLE {out} AS
-            WITH z AS (SELECT {keep_sql}, {cen} FROM {table})
-            SELECT {keep_sql}, {sel} FROM z
+            WITH z AS (SELECT {keep_sql}{cen} FROM {table})
+            SELECT {keep_sql}{sel} FROM z
             """,
             params,
         )
         return Demeaned(out, columns, method, 1)
+
+    if method == "within_dummies":
+        if len(fe_levels) != 2:
+            raise ValueError("within_dummies needs the level counts of both fixed effects")
+        return _within_dummies(con, scope, table, columns, fe, keep, stats, weights, fe_levels, dummy_fe)
 
     if method == "alternating":
         return _alternating(
             con, scope, table, columns, fe, keep, stats, weights, tol, maxiter
         )
     raise ValueError(f"unknown demeaning method {method!r}")
+
+
+def _within_dummies(con: duckdb.DuckDBPyConnection, scope: TempScope, table: str, columns: list[str],
+                    fe: list[str], keep: Sequence[str], stats: ColumnStats, weights: str | None,
+                    fe_levels: Sequence[int], dummy_fe: int | None = None) -> Demeaned:
+    """Demean by the FE with more levels; add its partner's demeaned dummies."""
+    small = dummy_fe if dummy_fe is not None else (0 if fe_levels[0] <= fe_levels[1] else 1)
+    f_small, f_big = fe[small], fe[1 - small]
+    # FE codes are internal integers 1..L (see sample.py), not data: safe as literals
+    dummies = [f"__d{j}" for j in range(2, int(fe_levels[small]) + 1)]
+    keep_sql = "".join(f"z.{c}, " for c in keep)
+    cen = ", ".join(f"({c} - ?) AS {c}" for c in columns)
+    dum = "".join(f", CAST({f_small} = {j} AS DOUBLE) AS {d}" for j, d in enumerate(dummies, start=2))
+    allc = [*columns, *dummies]
+    # group means by GROUP BY + hash join rather than window functions: no
+    # full-width sort of the table, which halves the peak memory on big panels
+    if weights:
+        means = ", ".join(f"sum({weights} * {c}) / sum({weights}) AS __m_{j}" for j, c in enumerate(allc))
+    else:
+        means = ", ".join(f"avg({c}) AS __m_{j}" for j, c in enumerate(allc))
+    sel = ", ".join(f"z.{c} - m.__m_{j} AS {c}" for j, c in enumerate(allc))
+    out = scope.table("dm")
+    con.execute(
+        f"""
+        CREATE TEMP TABLE {out} AS
+        WITH z AS (SELECT {"".join(f"{c}, " for c in keep)}{cen}{dum} FROM {table}),
+             m AS (SELECT {f_big}, {means} FROM z GROUP BY {f_big})
+        SELECT {keep_sql}{sel} FROM z JOIN m ON z.{f_big} = m.{f_big}
+        """,
+        list(stats.mean),
+    )
+    w = f"sum({weights})" if weights else "count(*)"
+    counts = dict(
+        con.execute(f"SELECT {f_small}, {w} FROM {table} GROUP BY 1").fetchall()
+    )
+    ref_ss = [float(counts.get(j, 0.0)) for j in range(2, int(fe_levels[small]) + 1)]
+    return Demeaned(out, columns, "within_dummies", 1, 0.0, dummies, ref_ss)
 
 
 def _alternating(
@@ -220,8 +296,9 @@ def _alternating(
         list(stats.mean),
     )
     keep_sql = ", ".join(keep_iter)
-    # change of a row in one sweep = m0 + m1 (the two subtracted means),
-    # measured relative to the column's scale (bound as parameters)
+    # change of a row in one sweep = m0 + m1 (the two subtracted means), scaled
+    # by 1/(1 + scale) of its column (bound as parameters): the sweep has
+    # converged when |change| <= tol * (1 + scale), an absolute-plus-relative test
     cols_sql = ", ".join(columns)
     ms = ", ".join(f"__m_{j}" for j in range(len(columns)))
     m0 = ", ".join(
@@ -243,7 +320,7 @@ def _alternating(
                  b0 AS (SELECT {keep_sql}, {cols_sql}, {ms}, {m1} FROM a)
             SELECT {keep_sql}, {sub1}, {delta} FROM b0
     """
-    inv_scale = [1.0 / s for s in stats.scale]
+    inv_scale = [1.0 / (1.0 + s) for s in stats.scale]
     change = float("inf")
     for it in range(1, maxiter + 1):
         nxt = scope.table("map")
@@ -257,9 +334,9 @@ def _alternating(
         cur = nxt
         (change,) = con.execute(f"SELECT max(__delta) FROM {cur}").fetchone()
         change = float(change)
-        if change < tol:
+        if change <= tol:
             return Demeaned(cur, columns, "alternating", it, change)
     raise DemeanNotConverged(
         f"alternating projections did not converge in {maxiter} sweeps "
-        f"(last relative change {change:.3g} > tol {tol:.3g})"
+        f"(last change {change:.3g} x (1 + scale) > tol {tol:.3g} x (1 + scale))"
     )

@@ -1,6 +1,8 @@
-"""t statistics, two-sided p-values and confidence intervals (scipy.stats.t)."""
+"""t statistics, two-sided p-values, confidence intervals and Wald/F tests (scipy.stats)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -21,3 +23,36 @@ def t_inference(
     p = 2.0 * stats.t.sf(np.abs(tstat), df)
     crit = stats.t.ppf(1.0 - alpha / 2.0, df)
     return tstat, p, coef - crit * se, coef + crit * se
+
+
+@dataclass(frozen=True)
+class WaldTest:
+    """Joint test that the selected coefficients are all zero.
+
+    ``wald`` = b' V^-1 b (chi2 with ``df1`` = q degrees of freedom); ``f`` =
+    wald / q, referred to F(q, ``df2``) with df2 the model's t degrees of
+    freedom (G - 1 for clustered errors, N - K otherwise).
+    """
+
+    terms: tuple[str, ...]
+    wald: float
+    f: float
+    df1: int
+    df2: int
+    p_f: float
+    p_chi2: float
+
+
+def wald_test(
+    coef: np.ndarray, vcov: np.ndarray, idx, df2: int, terms: tuple[str, ...] = ()
+) -> WaldTest:
+    """Wald/F test of H0: coef[idx] = 0 with covariance ``vcov``."""
+    idx = list(idx)
+    b = np.asarray(coef, dtype=float)[idx]
+    v = np.asarray(vcov, dtype=float)[np.ix_(idx, idx)]
+    # a pseudo-inverse, as pyfixest, so a singular block (e.g. a clustered
+    # vcov of rank < q) still gives a statistic rather than an exception
+    w = float(b @ np.linalg.pinv(v) @ b)
+    q = len(idx)
+    f = w / q
+    return WaldTest(tuple(terms), w, f, q, int(df2), float(stats.f.sf(f, q, df2)), float(stats.chi2.sf(w, q)))

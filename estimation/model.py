@@ -2,16 +2,22 @@
 
 Pipeline (each step is its own module):
 
-1. :mod:`.formula`  - parse ``"y ~ x1 + x2 | fe1 + fe2"`` (or take lists);
+1. :mod:`.formula`  - parse ``"y ~ x1 + i(k, ref=-1) | fe1 + fe2"`` (or take
+   lists); :mod:`.terms` expands ``i()`` into dummy columns;
 2. :mod:`.sample`   - listwise deletion, FE/cluster coding, singleton removal;
-3. :mod:`.demean`   - centring / one-way / balanced two-way / alternating
-   projections, all in SQL;
+3. :mod:`.demean`   - centring / one-way / balanced two-way / within plus
+   period dummies / alternating projections, all in SQL;
 4. :mod:`.moments`  - X'X, X'y, y'y in one aggregate query;
 5. :mod:`.collinear`- drop collinear regressors (k x k, numpy);
 6. solve the normal equations (k x k Cholesky, numpy/scipy);
 7. :mod:`.moments`  - residuals, SSR and sandwich meat in SQL, coefficients
    bound as parameters;
-8. :mod:`.vcov`, :mod:`.inference` - small-sample corrections, t/p/CI.
+8. :mod:`.vcov`, :mod:`.inference` - small-sample corrections, t/p/CI, F.
+
+With ``within_dummies`` demeaning the dummies of the smaller fixed effect are
+regressors of the k x k algebra; by Frisch-Waugh-Lovell the regressors' block
+of the full-model coefficients, bread and sandwich equals the two-way FE
+estimator's, so only that block is reported.
 """
 
 from __future__ import annotations
@@ -25,13 +31,14 @@ import pandas as pd
 from scipy import linalg
 
 from .collinear import find_collinear
-from .demean import column_stats, demean
+from .demean import MAX_DUMMIES, column_stats, demean
 from .formula import Formula, parse_formula
-from .inference import t_inference
+from .inference import t_inference, wald_test
 from .moments import cross_products, residual_moments
 from .result import FeolsResult
-from .sample import build_sample
+from .sample import build_sample, complete_sql
 from .sqlutil import resolve_relation, temp_scope
+from .terms import design_columns
 from .vcov import SSC, compute_vcov, parse_vcov
 
 INTERCEPT = "Intercept"
@@ -91,6 +98,7 @@ def feols(
     fixef_tol: float = 1e-13,
     fixef_maxiter: int = 10_000,
     demean_method: str = "auto",
+    max_dummies: int = MAX_DUMMIES,
     alpha: float = 0.05,
 ) -> FeolsResult:
     """Estimate ``y`` on ``x`` absorbing 0, 1 or 2 fixed effects, in DuckDB.
@@ -106,13 +114,14 @@ def feols(
         ``DuckDBPyRelation`` of ``con``, or a pandas DataFrame.
     y
         Dependent variable column - or a whole formula
-        ``"res ~ did + x1 + x2 | city_code + year"`` (then omit ``x``/``fe``).
+        ``"res ~ did + x1 + i(event_time, ref=-1) | city_code + year"`` (then
+        omit ``x``/``fe``).
     x, fe
         Regressor columns and fixed-effect columns (at most two).  Without
         fixed effects an intercept named ``Intercept`` is added.
     vcov
-        ``"iid"`` (default, as pyfixest), ``"hetero"``/``"HC1"`` or
-        ``{"CRV1": "cluster_col"}``.
+        ``"iid"`` (default, as pyfixest), ``"hetero"``/``"HC1"``,
+        ``{"CRV1": "cluster_col"}`` or two-way ``{"CRV1": "a+b"}``.
     weights
         Optional analytic-weights column (must be > 0).
     ssc
@@ -124,11 +133,15 @@ def feols(
         Relative tolerance of the collinearity check (see
         :mod:`estimation.collinear`).
     fixef_tol, fixef_maxiter
-        Convergence tolerance (relative change per sweep) and sweep cap of
-        the alternating-projections demeaner.
+        Convergence tolerance (absolute plus relative change per sweep) and
+        sweep cap of the alternating-projections demeaner.
     demean_method
         ``"auto"`` or force one of ``"center"``, ``"oneway"``, ``"balanced"``,
-        ``"alternating"`` (the closed form is refused on unbalanced data).
+        ``"within_dummies"``, ``"alternating"`` (the closed form is refused on
+        unbalanced data).
+    max_dummies
+        ``auto`` uses ``within_dummies`` on unbalanced two-way panels when the
+        smaller fixed effect has at most ``max_dummies + 1`` levels.
     alpha
         1 - confidence level of ``conf_int``.
     """
@@ -145,17 +158,21 @@ def feols(
     spec_v = parse_vcov(vcov)
     ssc = ssc or SSC()
     has_fe = len(spec_f.fe) > 0
+    clusters = list(spec_v.clusters) if spec_v.kind == "CRV1" else []
 
     with temp_scope(con) as scope:
         source = resolve_relation(relation, scope)
+        needed = [spec_f.y, *spec_f.x, *(c for t in spec_f.factors for c in t.columns),
+                  *spec_f.fe, *clusters] + ([weights] if weights else [])
+        terms = design_columns(con, source, spec_f.rhs, complete_sql(needed))
         sample = build_sample(
             con,
             scope,
             source,
             spec_f.y,
-            list(spec_f.x),
+            terms,
             list(spec_f.fe),
-            spec_v.cluster,
+            clusters or None,
             weights,
             drop_singletons=(fixef_rm == "singleton"),
         )
@@ -173,43 +190,69 @@ def feols(
             balanced_grid=sample.balanced_grid,
             tol=fixef_tol,
             maxiter=fixef_maxiter,
+            fe_levels=sample.fe_levels,
+            max_dummies=max_dummies,
         )
 
-        # design: [Intercept] + regressors, as SQL expressions on the demeaned table
-        names = ([] if has_fe else [INTERCEPT]) + list(spec_f.x)
-        design = ([] if has_fe else ["1.0"]) + list(sample.x)
-        ref_ss = ([] if has_fe else [stats.sum_w]) + list(stats.raw_ss[1:])
+        # design: [FE dummies] + [Intercept] + regressors, as SQL expressions on
+        # the demeaned table; dummies go first so that a regressor absorbed by
+        # the fixed effects is the one dropped as collinear
+        nd = len(dm.dummies)
+        names = ([] if has_fe else [INTERCEPT]) + [t.name for t in terms]
+        design = dm.dummies + ([] if has_fe else ["1.0"]) + list(sample.x)
+        ref_ss = dm.dummy_ref_ss + ([] if has_fe else [stats.sum_w]) + list(stats.raw_ss[1:])
         gram = cross_products(con, dm.table, [sample.y, *design], sample.weights)
         yy, xy, xx = gram[0, 0], gram[1:, 0], gram[1:, 1:]
 
         drop_idx = find_collinear(xx, ref_ss, collin_tol)
         keep = [j for j in range(len(design)) if j not in drop_idx]
-        if not keep:
+        keep_x = [j for j in keep if j >= nd]
+        if not keep_x:
             raise ValueError("all regressors are collinear with the fixed effects")
-        dropped = [names[j] for j in drop_idx]
-        names_k = [names[j] for j in keep]
+        dropped = [names[j - nd] for j in drop_idx if j >= nd]
+        names_k = [names[j - nd] for j in keep_x]
         design_k = [design[j] for j in keep]
         xx_k = xx[np.ix_(keep, keep)]
         xy_k = xy[keep]
 
         chol = linalg.cho_factor(xx_k, lower=False)
-        beta = linalg.cho_solve(chol, xy_k)
+        beta_all = linalg.cho_solve(chol, xy_k)
         bread = linalg.cho_solve(chol, np.eye(len(keep)))
         bread = (bread + bread.T) / 2.0
 
         kind = {"iid": "iid", "hetero": "hetero", "CRV1": "cluster"}[spec_v.kind]
+        keep_d = [j for j in keep if j < nd]
+        sel = [keep.index(j) for j in keep_x]
+        scores, score_params = None, []
+        if keep_d:
+            # By FWL only the regressors' scores are needed, with the regressors
+            # purged of the dummies: x.. = x~ - D~ Pi, Pi = (D'D)^-1 D'X (bound).
+            # Their meat is the regressors' block of the full model's meat, and
+            # the regressors' block of the bread is (X..'X..)^-1.
+            pi = linalg.solve(xx[np.ix_(keep_d, keep_d)], xx[np.ix_(keep_d, keep_x)], assume_a="pos")
+            scores = [
+                f"{design[j]} - ({' + '.join(f'? * {design[d]}' for d in keep_d)})" for j in keep_x
+            ]
+            score_params = [float(v) for i in range(len(keep_x)) for v in pi[:, i]]
+            bread = bread[np.ix_(sel, sel)]
         rm = residual_moments(
             con,
             dm.table,
             sample.y,
             design_k,
-            beta,
+            beta_all,
             kind,
             weights=sample.weights,
-            cluster=sample.cluster if kind == "cluster" else None,
+            cluster=sample.clusters if kind == "cluster" else None,
+            scores=scores,
+            score_params=score_params,
         )
+        # within R2 needs y'y after both FE: partial the dummies out of y_w'y_w
+        if keep_d:
+            xy_d = xy[keep_d]
+            yy = yy - xy_d @ linalg.solve(xx[np.ix_(keep_d, keep_d)], xy_d, assume_a="pos")
 
-    k = len(keep)
+    k = len(keep_x)
     n = sample.nobs
     vr = compute_vcov(
         spec_v,
@@ -223,13 +266,14 @@ def feols(
         sample.fe_nested_in_cluster,
         sample.n_clusters,
     )
-    V = vr.matrix
+    V = vr.matrix if keep_d else vr.matrix[np.ix_(sel, sel)]
+    beta = beta_all[sel]
 
     if not has_fe:
         # the model was fitted on centred data: y - ybar = a_c + (x - xbar) b.
         # Back-transform to the intercept of the raw data: a = ybar + a_c - xbar'b,
         # theta = A theta_c with A = [[1, -xbar'], [0, I]] and V = A V_c A'.
-        xbar = np.array([stats.mean[j] for j in keep if j > 0])  # design j -> column j
+        xbar = np.array([stats.mean[j] for j in keep_x if j > 0])  # design j -> column j
         A = np.eye(k)
         if k > 1:
             A[0, 1:] = -xbar
@@ -239,6 +283,9 @@ def feols(
 
     se = np.sqrt(np.diag(V))
     tstat, p, lo, hi = t_inference(beta, se, vr.df_t, alpha)
+    # the model F: all coefficients but the intercept are zero, with this vcov
+    slopes = [i for i, nm in enumerate(names_k) if nm != INTERCEPT]
+    ftest = wald_test(beta, V, slopes, vr.df_t) if slopes else None
 
     tss = stats.tss[0]
     r2 = _ratio_complement(rm.ssr, tss)
@@ -255,7 +302,7 @@ def feols(
     return FeolsResult(
         formula=str(spec_f),
         depvar=spec_f.y,
-        regressors=tuple(spec_f.x),
+        regressors=tuple(names[1:] if not has_fe else names),
         fixef=tuple(spec_f.fe),
         coef=pd.Series(beta, index=idx, name="coef"),
         se=pd.Series(se, index=idx, name="se"),
@@ -264,7 +311,7 @@ def feols(
         conf_int=pd.DataFrame({"ci_low": lo, "ci_high": hi}, index=idx),
         vcov_matrix=pd.DataFrame(V, index=idx, columns=idx),
         vcov=spec_v.kind,
-        cluster=spec_v.cluster,
+        cluster=spec_v.cluster_label if spec_v.kind == "CRV1" else None,
         n_clusters=sample.n_clusters if spec_v.kind == "CRV1" else None,
         nobs=n,
         df_t=int(vr.df_t),
@@ -284,9 +331,13 @@ def feols(
         demean_method=dm.method,
         demean_iterations=dm.iterations,
         elapsed_s=time.perf_counter() - t0,
+        fstat=float(ftest.f) if ftest else float("nan"),
+        f_pvalue=float(ftest.p_f) if ftest else float("nan"),
+        f_df=(ftest.df1, ftest.df2) if ftest else None,
         extra={
             "fe_levels": dict(zip(spec_f.fe, sample.fe_levels)),
             "fe_nested_in_cluster": dict(zip(spec_f.fe, sample.fe_nested_in_cluster)),
+            "cluster_sizes": dict(zip(clusters, sample.cluster_sizes)),
             "n_source_rows": sample.n_source,
             "singleton_rounds": sample.singleton_rounds,
             "demean_max_change": dm.max_change,

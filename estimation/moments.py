@@ -13,6 +13,13 @@
 Columns are SQL expressions over the demeaned table (internal column names,
 or the literal ``1.0`` for an intercept).  Python receives only k x k
 matrices.
+
+Summation: the O(N) passes sum products of centred or demeaned values (no
+large common offset), with DuckDB's ``sum``, which adds each thread's block
+and then the blocks - a blocked summation whose error is far below the 1e-8
+the tests demand even at 9 million rows, and 4x cheaper than ``fsum``.  The
+sums across clusters (the meat, Sum_g s_g s_g', where positive and negative
+score products cancel) are compensated (``fsum``, Kahan-Babuska).
 """
 
 from __future__ import annotations
@@ -52,8 +59,10 @@ def cross_products(
 @dataclass
 class ResidualMoments:
     ssr: float  # sum w u^2
-    meat: np.ndarray | None  # k x k, None for iid
+    meat: np.ndarray | None  # k x k, None for iid; two-way: M_A + M_B - M_AB
     n_clusters: int | None = None
+    meats: list[np.ndarray] | None = None  # two-way clustering: [M_A, M_B, M_AB]
+    cluster_sizes: list[int] | None = None
 
 
 def residual_moments(
@@ -64,21 +73,33 @@ def residual_moments(
     beta: Sequence[float],
     kind: str,
     weights: str | None = None,
-    cluster: str | None = None,
+    cluster: str | Sequence[str] | None = None,
+    scores: Sequence[str] | None = None,
+    score_params: Sequence[float] = (),
 ) -> ResidualMoments:
     """Residual sum of squares and the sandwich meat, coefficients bound as ``?``.
 
-    ``kind`` is ``"iid"`` (SSR only), ``"hetero"`` or ``"cluster"``.
+    ``kind`` is ``"iid"`` (SSR only), ``"hetero"`` or ``"cluster"``; with two
+    cluster columns the per-cluster score sums of A, B and their intersection
+    come from one ``GROUPING SETS`` pass.  The residual is y - x'beta; the
+    meat is formed from ``scores`` (SQL expressions with ``score_params``
+    bound), by default the columns ``x`` themselves.
     """
     k = len(x)
     if len(beta) != k or k == 0:
         raise ValueError("beta and x must be non-empty and of equal length")
-    params = [float(b) for b in beta]
-    z = [f"__z{j}" for j in range(k)]
-    fit = " + ".join(f"? * {zj}" for zj in z)
-    sel = ", ".join(f"({c}) AS {zj}" for c, zj in zip(x, z))
+    f = [f"__f{j}" for j in range(k)]
+    fit = " + ".join(f"? * {fj}" for fj in f)
+    if scores is None:
+        scores, score_params = list(x), ()
+    z = [f"__z{j}" for j in range(len(scores))]
+    params = [float(v) for v in score_params] + [float(b) for b in beta]
+    sel = ", ".join(f"({c}) AS {fj}" for c, fj in zip(x, f))
+    sel += ", " + ", ".join(f"({c}) AS {zj}" for c, zj in zip(scores, z))
+    k = len(z)
     wsel = f", {weights} AS __w_" if weights else ""
-    csel = f", {cluster} AS __g_" if cluster else ""
+    clusters = [] if cluster is None else ([cluster] if isinstance(cluster, str) else list(cluster))
+    csel = "".join(f", {c} AS __g{j}_" for j, c in enumerate(clusters))
     base = f"b AS (SELECT {sel}, {y} AS __y_{wsel}{csel} FROM {table})"
     resid = f"{base}, r AS (SELECT *, __y_ - ({fit}) AS __u FROM b)"
     w = "__w_ * " if weights else ""
@@ -98,20 +119,39 @@ def residual_moments(
         return ResidualMoments(float(row[0]), _fill_symmetric(row[1:], k))
 
     if kind == "cluster":
-        if cluster is None:
-            raise ValueError("cluster column required")
+        if not 1 <= len(clusters) <= 2:
+            raise ValueError("one or two cluster columns required")
         sums = ", ".join(f"sum({w}__u * {zj}) AS __s{j}" for j, zj in enumerate(z))
-        aggs = [f"sum(__s{i} * __s{j})" for i, j in _pairs(k)]
-        row = con.execute(
+        aggs = [f"fsum(__s{i} * __s{j})" for i, j in _pairs(k)]
+        g = [f"__g{j}_" for j in range(len(clusters))]
+        if len(g) == 1:
+            grouped = f"SELECT 0 AS __set, {sums} FROM r GROUP BY {g[0]}"
+        else:
+            # GROUPING() = 1: grouped by A only, 2: by B only, 0: by (A, B)
+            grouped = (
+                f"SELECT GROUPING({g[0]}, {g[1]}) AS __set, {sums} FROM r "
+                f"GROUP BY GROUPING SETS (({g[0]}), ({g[1]}), ({g[0]}, {g[1]}))"
+            )
+        rows = con.execute(
             f"""
             WITH {resid},
-                 g AS (SELECT __g_, {sums} FROM r GROUP BY __g_),
-                 q AS (SELECT count(*) AS __G, {", ".join(aggs)} FROM g),
+                 g AS ({grouped}),
+                 q AS (SELECT __set, count(*) AS __G, {", ".join(aggs)} FROM g GROUP BY __set),
                  e AS (SELECT {ssr} AS __ssr FROM r)
-            SELECT e.__ssr, q.* FROM q, e
+            SELECT e.__ssr, q.* FROM q, e ORDER BY q.__set
             """,
             params,
-        ).fetchone()
-        return ResidualMoments(float(row[0]), _fill_symmetric(row[2:], k), int(row[1]))
+        ).fetchall()
+        by_set = {int(r[1]): r for r in rows}
+        ssr_val = float(rows[0][0])
+        if len(g) == 1:
+            r0 = by_set[0]
+            return ResidualMoments(ssr_val, _fill_symmetric(r0[3:], k), int(r0[2]))
+        order = [1, 2, 0]  # A, B, A x B
+        meats = [_fill_symmetric(by_set[s][3:], k) for s in order]
+        sizes = [int(by_set[s][2]) for s in order]
+        return ResidualMoments(
+            ssr_val, meats[0] + meats[1] - meats[2], min(sizes[:2]), meats, sizes
+        )
 
     raise ValueError(f"unknown residual moment kind {kind!r}")

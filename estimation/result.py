@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .inference import t_inference
+from .inference import WaldTest, t_inference, wald_test
 
 
 @dataclass
@@ -50,6 +50,9 @@ class FeolsResult:
     demean_method: str = ""
     demean_iterations: int = 0
     elapsed_s: float = 0.0
+    fstat: float = float("nan")  # Wald F that every slope is zero, with this vcov
+    f_pvalue: float = float("nan")
+    f_df: tuple[int, int] | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -59,6 +62,15 @@ class FeolsResult:
     @property
     def has_fixef(self) -> bool:
         return len(self.fixef) > 0
+
+    def wald_test(self, terms) -> WaldTest:
+        """Joint Wald/F test that the coefficients ``terms`` are all zero."""
+        terms = [terms] if isinstance(terms, str) else list(terms)
+        missing = [t for t in terms if t not in self.coef.index]
+        if missing:
+            raise KeyError(f"terms not in the model: {missing}")
+        idx = [self.terms.index(t) for t in terms]
+        return wald_test(self.coef.to_numpy(), self.vcov_matrix.to_numpy(), idx, self.df_t, tuple(terms))
 
     def tidy(self, alpha: float | None = None) -> pd.DataFrame:
         """One row per term: ``term, coef, se, t, p, ci_low, ci_high``."""
@@ -89,6 +101,8 @@ class FeolsResult:
         tab = self.tidy()
         lines.append(tab.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}"))
         r2 = f"R2 = {self.r2:.{digits}f}"
+        if self.f_df:
+            r2 += f"   F({self.f_df[0]}, {self.f_df[1]}) = {self.fstat:.{digits}f} (p = {self.f_pvalue:.{digits}g})"
         if self.has_fixef:
             r2 += f"   within R2 = {self.r2_within:.{digits}f}"
         lines.append(r2)

@@ -3,15 +3,17 @@
 Steps, all in SQL:
 
 1. project the needed columns under internal names (``__y``, ``__x0``..,
-   ``__f0``.., ``__cl``, ``__w``), casting variables to DOUBLE and
-   integer-coding fixed effects and the cluster variable with ``dense_rank``;
+   ``__f0``.., ``__cl0``/``__cl1``, ``__w``), casting variables to DOUBLE and
+   integer-coding fixed effects and cluster variables (1..L in sorted order of
+   the raw values);
 2. listwise deletion of rows with NULL (or NaN) in y, any regressor, any fixed
-   effect, the cluster or the weight column; +/-inf raises;
+   effect, a cluster or the weight column, or a NULL factor column; +/-inf
+   raises;
 3. repeated removal of singleton fixed-effect groups (as fixest / pyfixest
    ``fixef_rm="singleton"``) until none is left;
 4. sample statistics: N, levels per fixed effect, clusters, whether the two-way
    layout is a complete balanced grid, and which fixed effects are nested in
-   the cluster variable.
+   a cluster variable.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from .sqlutil import TempScope, quote_ident
+from .terms import DesignColumn, plain_column
 
 
 @dataclass
@@ -29,7 +32,7 @@ class Sample:
     y: str
     x: list[str]
     fe: list[str]
-    cluster: str | None
+    clusters: list[str]
     weights: str | None
     nobs: int = 0
     n_source: int = 0
@@ -37,9 +40,19 @@ class Sample:
     n_singletons: int = 0
     singleton_rounds: int = 0
     fe_levels: list[int] = field(default_factory=list)
-    n_clusters: int | None = None
+    cluster_sizes: list[int] = field(default_factory=list)  # G per cluster variable
     balanced_grid: bool = False
     fe_nested_in_cluster: list[bool] = field(default_factory=list)
+
+    @property
+    def cluster(self) -> str | None:
+        """The (first) cluster column, None without clustering."""
+        return self.clusters[0] if self.clusters else None
+
+    @property
+    def n_clusters(self) -> int | None:
+        """G of one-way clustering; the smaller G of two-way clustering."""
+        return min(self.cluster_sizes) if self.cluster_sizes else None
 
     @property
     def columns(self) -> list[str]:
@@ -49,12 +62,22 @@ class Sample:
     @property
     def keys(self) -> list[str]:
         """Internal names of the pass-through columns (ids, weight)."""
-        out = ["__rid", *self.fe]
-        if self.cluster is not None and self.cluster not in self.fe:
-            out.append(self.cluster)
+        out = list(self.fe)
+        out += [c for c in self.clusters if c not in out]
         if self.weights is not None:
             out.append(self.weights)
         return out
+
+
+def complete_sql(columns: list[str]) -> str:
+    """Predicate on raw source columns: none is NULL or NaN (for factor levels)."""
+    if not columns:
+        return "TRUE"
+    return " AND ".join(
+        f"{quote_ident(c)} IS NOT NULL AND NOT (TRY_CAST({quote_ident(c)} AS DOUBLE) IS NOT NULL "
+        f"AND isnan(TRY_CAST({quote_ident(c)} AS DOUBLE)))"
+        for c in dict.fromkeys(columns)
+    )
 
 
 def build_sample(
@@ -62,43 +85,56 @@ def build_sample(
     scope: TempScope,
     source: str,
     y: str,
-    x: list[str],
+    x: list[str | DesignColumn],
     fe: list[str],
-    cluster: str | None,
+    cluster: str | list[str] | None,
     weights: str | None,
     drop_singletons: bool = True,
+    carry: dict[str, str] | None = None,
 ) -> Sample:
-    """Materialise the listwise-complete, singleton-free estimation sample."""
-    fe_internal = [f"__f{j}" for j in range(len(fe))]
-    # the cluster re-uses the FE code if it is the same column
-    if cluster is not None and cluster in fe:
-        cl_internal: str | None = fe_internal[fe.index(cluster)]
-    elif cluster is not None:
-        cl_internal = "__cl"
-    else:
-        cl_internal = None
+    """Materialise the listwise-complete, singleton-free estimation sample.
 
+    ``x`` holds column names or :class:`DesignColumn` expressions (factor
+    dummies); ``cluster`` is one column, two columns (two-way clustering) or
+    None.  ``carry`` maps internal names to raw columns kept unchanged (they
+    must be non-NULL too), e.g. the raw time for comparisons with adoption dates.
+    """
+    carry = dict(carry or {})
+    xs = [c if isinstance(c, DesignColumn) else plain_column(c) for c in x]
+    clusters = [] if cluster is None else ([cluster] if isinstance(cluster, str) else list(cluster))
+    fe_internal = [f"__f{j}" for j in range(len(fe))]
+    # a cluster re-uses the FE code when it is the same column
+    cl_internal = [fe_internal[fe.index(c)] if c in fe else f"__cl{j}" for j, c in enumerate(clusters)]
     s = Sample(
         table="",
         y="__y",
-        x=[f"__x{j}" for j in range(len(x))],
+        x=[f"__x{j}" for j in range(len(xs))],
         fe=fe_internal,
-        cluster=cl_internal,
+        clusters=cl_internal,
         weights="__w" if weights is not None else None,
     )
 
-    # 1. projection (raw values, DOUBLE casts)
+    # 1. projection (raw values, DOUBLE casts; factor levels bound as parameters)
     proj = [f"CAST({quote_ident(y)} AS DOUBLE) AS __y"]
-    proj += [f"CAST({quote_ident(v)} AS DOUBLE) AS {iv}" for v, iv in zip(x, s.x)]
-    proj += [f"{quote_ident(v)} AS {iv}_raw" for v, iv in zip(fe, fe_internal)]
-    if cl_internal == "__cl":
-        proj.append(f"{quote_ident(cluster)} AS __cl_raw")
+    params: list = []
+    for col, iv in zip(xs, s.x):
+        proj.append(f"{col.sql} AS {iv}")
+        params += list(col.params)
+    coded_raw = [(quote_ident(v), iv) for v, iv in zip(fe, fe_internal)]
+    coded_raw += [(quote_ident(c), iv) for c, iv in zip(clusters, cl_internal) if iv.startswith("__cl")]
+    proj += [f"{raw} AS {iv}_raw" for raw, iv in coded_raw]
     if weights is not None:
         proj.append(f"CAST({quote_ident(weights)} AS DOUBLE) AS __w")
+    proj += [f"{quote_ident(raw)} AS {iv}" for iv, raw in carry.items()]
+    factor_cols = sorted({c for col in xs for c in col.required} - {col.name for col in xs})
+    proj += [f"{quote_ident(c)} IS NULL AS __null_{j}" for j, c in enumerate(factor_cols)]
     num = [s.y, *s.x] + ([s.weights] if s.weights else [])
-    ids = [f"{iv}_raw" for iv in fe_internal] + (["__cl_raw"] if cl_internal == "__cl" else [])
+    ids = [f"{iv}_raw" for _, iv in coded_raw]
     complete = " AND ".join(
-        [f"{c} IS NOT NULL AND NOT isnan({c})" for c in num] + [f"{c} IS NOT NULL" for c in ids]
+        [f"{c} IS NOT NULL AND NOT isnan({c})" for c in num]
+        + [f"{c} IS NOT NULL" for c in ids]
+        + [f"NOT __null_{j}" for j in range(len(factor_cols))]
+        + [f"{iv} IS NOT NULL" for iv in carry]
     )
 
     n_source, n_complete, n_inf, n_badw = con.execute(
@@ -109,7 +145,8 @@ def build_sample(
                count(*) FILTER (WHERE {complete} AND ({" OR ".join(f"isinf({c})" for c in num)})),
                {f"count(*) FILTER (WHERE {complete} AND __w <= 0)" if weights else "0"}
         FROM p
-        """
+        """,
+        params,
     ).fetchone()
     if n_inf:
         raise ValueError(
@@ -121,20 +158,25 @@ def build_sample(
     if n_complete == 0:
         raise ValueError("no complete rows: every row has a NULL in a model variable")
 
-    coded = [s.y, *s.x]
-    coded += [f"dense_rank() OVER (ORDER BY {iv}_raw) AS {iv}" for iv in fe_internal]
-    if cl_internal == "__cl":
-        coded.append("dense_rank() OVER (ORDER BY __cl_raw) AS __cl")
+    # integer codes 1..L: rank the distinct values (small) and join, rather than
+    # sorting every row with a window over the whole table
+    ctes = [f"p AS (SELECT {', '.join(proj)} FROM {source})", f"c AS (SELECT * FROM p WHERE {complete})"]
+    joins, coded = [], [s.y, *s.x]
+    for _, iv in coded_raw:
+        ctes.append(
+            f"{iv}_map AS (SELECT v AS {iv}_raw, row_number() OVER (ORDER BY v) AS {iv} "
+            f"FROM (SELECT DISTINCT {iv}_raw AS v FROM c))"
+        )
+        joins.append(f"JOIN {iv}_map USING ({iv}_raw)")
+        coded.append(f"CAST({iv} AS INTEGER) AS {iv}")
     if weights is not None:
         coded.append("__w")
+    coded += list(carry)
     table = scope.table("sample")
     con.execute(
-        f"""
-        CREATE TEMP TABLE {table} AS
-        WITH p AS (SELECT {", ".join(proj)} FROM {source}),
-             c AS (SELECT * FROM p WHERE {complete})
-        SELECT row_number() OVER () AS __rid, {", ".join(coded)} FROM c
-        """
+        f"CREATE TEMP TABLE {table} AS WITH {', '.join(ctes)} "
+        f"SELECT {', '.join(coded)} FROM c {' '.join(joins)}",
+        params,
     )
     s.table = table
     s.n_source = int(n_source)
@@ -173,30 +215,31 @@ def build_sample(
 
 def _sample_stats(con: duckdb.DuckDBPyConnection, s: Sample) -> None:
     aggs = [f"count(DISTINCT {f})" for f in s.fe]
-    if s.cluster is not None:
-        aggs.append(f"count(DISTINCT {s.cluster})")
+    aggs += [f"count(DISTINCT {c})" for c in s.clusters]
     if len(s.fe) == 2:
-        aggs.append(f"count(DISTINCT ({s.fe[0]}, {s.fe[1]}))")
+        # cells: one per (fe1, fe2) pair; codes are < 2^31, so a BIGINT key is exact
+        aggs.append(f"count(DISTINCT {s.fe[0]}::BIGINT * 2147483648 + {s.fe[1]})")
     row = con.execute(f"SELECT {', '.join(aggs) or '0'} FROM {s.table}").fetchone()
     s.fe_levels = [int(v) for v in row[: len(s.fe)]]
     pos = len(s.fe)
-    if s.cluster is not None:
-        s.n_clusters = int(row[pos])
-        pos += 1
+    s.cluster_sizes = [int(v) for v in row[pos : pos + len(s.clusters)]]
+    pos += len(s.clusters)
     if len(s.fe) == 2:
         n_cells = int(row[pos])
         s.balanced_grid = (
             n_cells == s.nobs and s.fe_levels[0] * s.fe_levels[1] == s.nobs
         )
-    if s.cluster is not None:
-        for f in s.fe:
-            if f == s.cluster:
-                s.fe_nested_in_cluster.append(True)
+    # a FE counts as nested when it is nested in any cluster variable (pyfixest's
+    # count_fixef_fully_nested_all; nested in the intersection implies nested in one)
+    s.fe_nested_in_cluster = []
+    for f, n_levels in zip(s.fe, s.fe_levels):
+        nested = f in s.clusters
+        for c, g in zip(s.clusters, s.cluster_sizes):
+            # nested means each FE level lies in one cluster, so G <= levels: skip the scan otherwise
+            if nested or g > n_levels:
                 continue
             (mx,) = con.execute(
-                f"SELECT max(n) FROM (SELECT count(DISTINCT {s.cluster}) AS n "
-                f"FROM {s.table} GROUP BY {f})"
+                f"SELECT max(n) FROM (SELECT count(DISTINCT {c}) AS n FROM {s.table} GROUP BY {f})"
             ).fetchone()
-            s.fe_nested_in_cluster.append(int(mx) == 1)
-    else:
-        s.fe_nested_in_cluster = [False] * len(s.fe)
+            nested = int(mx) == 1
+        s.fe_nested_in_cluster.append(nested)

@@ -37,6 +37,7 @@ STAT_LABELS = {
     "adj_r2": "Adj. R-squared",
     "adj_r2_within": "Adj. within R-squared",
     "n_clusters": "Clusters",
+    "fstat": "F statistic",
 }
 
 
@@ -76,7 +77,8 @@ def _se_note(results: Sequence[FeolsResult]) -> str:
     kinds = {(r.vcov, r.cluster) for r in results}
     if len(kinds) == 1:
         kind, cl = next(iter(kinds))
-        desc = VcovSpec(kind, cl).description
+        cls = tuple(cl.split("+")) if cl else ()
+        desc = VcovSpec(kind, cls[0] if cls else None, cls).description
         return f"{desc} in parentheses."
     return "Standard errors in parentheses; their type differs across columns."
 

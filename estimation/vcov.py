@@ -10,6 +10,10 @@ The corrections follow ``pyfixest.utils.utils.get_ssc`` and the calls in
 * iid:    V = (N-1)/(N-df_k) * SSR/(N-1) * (X'X)^-1,  t df = N - df_k
 * hetero: V = N/(N-df_k) * B M B,                     t df = N - df_k
 * CRV1:   V = G/(G-1) * (N-1)/(N-df_k) * B M B,       t df = G - 1
+* two-way CRV1 (clusters A and B): M = M_A + M_B - M_{A x B} (Cameron,
+  Gelbach and Miller), one factor with G = min(G_A, G_B) (pyfixest's default
+  ``G_df="min"``), t df = min(G_A, G_B) - 1; a fixed effect is "nested" when
+  it is nested in A or in B.
 """
 
 from __future__ import annotations
@@ -42,11 +46,20 @@ class SSC:
 @dataclass(frozen=True)
 class VcovSpec:
     kind: str  # "iid" | "hetero" | "CRV1"
-    cluster: str | None = None
+    cluster: str | None = None  # the first cluster column
+    clusters: tuple[str, ...] = ()  # all cluster columns (two for two-way)
+
+    def __post_init__(self) -> None:
+        if self.cluster is not None and not self.clusters:
+            object.__setattr__(self, "clusters", (self.cluster,))
 
     @property
     def label(self) -> str:
         return self.kind
+
+    @property
+    def cluster_label(self) -> str | None:
+        return "+".join(self.clusters) if self.clusters else None
 
     @property
     def description(self) -> str:
@@ -54,7 +67,17 @@ class VcovSpec:
             return "IID standard errors"
         if self.kind == "hetero":
             return "Heteroskedasticity-robust (HC1) standard errors"
+        if len(self.clusters) == 2:
+            return f"Standard errors clustered two-way by {self.clusters[0]} and {self.clusters[1]}"
         return f"Standard errors clustered by {self.cluster}"
+
+
+def parse_vcov_text(text: str) -> str | dict[str, str]:
+    """The command-line form: ``iid``, ``HC1``/``hetero``, ``CRV1:col`` or ``CRV1:a+b``."""
+    t = text.strip()
+    if t.upper().startswith("CRV1:"):
+        return {"CRV1": t.split(":", 1)[1].strip()}
+    return t
 
 
 def parse_vcov(vcov: str | Mapping[str, str] | None) -> VcovSpec:
@@ -73,9 +96,12 @@ def parse_vcov(vcov: str | Mapping[str, str] | None) -> VcovSpec:
         ((key, col),) = vcov.items()
         if key != "CRV1":
             raise ValueError(f"unsupported clustered vcov {key!r}: only 'CRV1' is implemented")
-        if not isinstance(col, str) or "+" in col:
-            raise ValueError("CRV1 takes one cluster column name (multi-way clustering is not implemented)")
-        return VcovSpec("CRV1", col.strip())
+        cols = [c.strip() for c in col.split("+")] if isinstance(col, str) else list(col)
+        if not 1 <= len(cols) <= 2 or not all(isinstance(c, str) and c for c in cols):
+            raise ValueError("CRV1 takes one cluster column or two joined by '+' (two-way)")
+        if len(set(cols)) != len(cols):
+            raise ValueError("the two cluster columns must differ")
+        return VcovSpec("CRV1", cols[0], tuple(cols))
     raise TypeError("vcov must be a string or a dict like {'CRV1': 'col'}")
 
 
@@ -125,7 +151,11 @@ def compute_vcov(
     fe_nested: Sequence[bool],
     n_clusters: int | None,
 ) -> VcovResult:
-    """Assemble V from bread = (X'X)^-1, the SSR / meat and the corrections."""
+    """Assemble V from bread = (X'X)^-1, the SSR / meat and the corrections.
+
+    For two-way clustering pass the combined meat M_A + M_B - M_AB and
+    ``n_clusters = min(G_A, G_B)``.
+    """
     n = nobs
     dk_check = df_k(ssc if ssc.k_fixef != "none" else SSC(k_fixef="full"), k, fe_levels)
     if n - dk_check <= 0:

@@ -1,0 +1,83 @@
+"""The studies' figures as PNG: the parallel-trends plot and the placebo plot.
+
+matplotlib is imported lazily with the non-interactive Agg backend, so that
+importing :mod:`estimation` never needs a display or pays for matplotlib.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+def event_study_figure(frame: pd.DataFrame, base: int, level: float, path: Path, title: str) -> Path:
+    """Coefficients (points) with ``level`` CIs (bars) by event time; base marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    f = frame.dropna(subset=["coef"])
+    b = f[f["event_time"] == base]
+    f = f[f["event_time"] != base]
+    ax.axhline(0.0, color="0.4", lw=0.8)
+    ax.axvline(base + 0.5 if base < 0 else base - 0.5, color="0.6", lw=0.8, ls="--")
+    err = np.vstack([f["coef"] - f["ci_low"], f["ci_high"] - f["coef"]])
+    ax.errorbar(f["event_time"], f["coef"], yerr=err, fmt="o", color="#1f4e79", ecolor="#5b8db8",
+                capsize=3, lw=1.2, ms=5, label=f"estimate, {level:.0%} CI")
+    ax.plot(b["event_time"], b["coef"], "o", mfc="white", mec="#1f4e79", ms=6, label=f"base period (k = {base})")
+    ax.set_xticks(frame["event_time"])
+    ax.set_xlabel("years relative to adoption (k)")
+    ax.set_ylabel("coefficient")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    return _save(fig, path)
+
+
+def placebo_figure(coefs: np.ndarray, pvalues: np.ndarray, real: float, ri_p: float, path: Path,
+                   title: str) -> Path:
+    """Kernel density of the placebo coefficients and their p-values (scatter), real estimate marked."""
+    from scipy.stats import gaussian_kde
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    c = np.asarray(coefs, dtype=float)
+    p = np.asarray(pvalues, dtype=float)
+    ok = np.isfinite(c) & np.isfinite(p)
+    c, p = c[ok], p[ok]
+    lo, hi = min(c.min(), real), max(c.max(), real)
+    pad = 0.05 * (hi - lo or 1.0)
+    grid = np.linspace(lo - pad, hi + pad, 400)
+    if len(c) > 1 and np.ptp(c) > 0:
+        ax.plot(grid, gaussian_kde(c)(grid), color="#1f4e79", lw=1.5, label="kernel density of placebo coefficients")
+    ax.set_xlabel("placebo coefficient")
+    ax.set_ylabel("density")
+    ax.set_ylim(bottom=0)
+    ax.axvline(real, color="#b22222", lw=1.2, ls="--", label=f"real estimate {real:.4g} (RI p = {ri_p:.3f})")
+    ax2 = ax.twinx()
+    ax2.scatter(c, p, s=6, color="#7a7a7a", alpha=0.5, label="p-value of each draw")
+    ax2.axhline(0.1, color="0.5", lw=0.8, ls=":")
+    ax2.set_ylim(0, 1)
+    ax2.set_ylabel("p-value")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, frameon=False, fontsize=8, loc="upper center",
+              bbox_to_anchor=(0.5, -0.14), ncol=3)
+    ax.set_title(title)
+    return _save(fig, path)
