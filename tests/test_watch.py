@@ -1,0 +1,55 @@
+"""The landing watcher: only new, settled files trigger a refresh."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from flows.watch import LandingWatcher
+from warehouse.settings import ServeSettings, load_serve_settings
+from warehouse.paths import Home
+
+import pytest
+
+
+def drop(landing: Path, rel: str, text: str) -> Path:
+    path = landing / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_new_file_is_pending_only_once_it_has_settled(tmp_path):
+    landing = tmp_path / "landing"
+    path = drop(landing, "national/national_2024.csv", "指标,数值\n")
+    watcher = LandingWatcher(landing, settle_seconds=10)
+    assert watcher.pending(set(), now=0.0) == []  # first sight
+    assert watcher.pending(set(), now=5.0) == []  # not settled yet
+    assert watcher.pending(set(), now=10.5) == [path]
+    # still being written: a change of size restarts the clock
+    path.write_text("指标,数值\n人均国内生产总值(元),1\n", encoding="utf-8")
+    assert watcher.pending(set(), now=11.0) == []
+    assert watcher.pending(set(), now=21.5) == [path]
+
+
+def test_loaded_content_is_not_pending_and_root_files_are_ignored(tmp_path):
+    landing = tmp_path / "landing"
+    loaded = drop(landing, "patents/patents_2024.csv", "year,province,city,patents_granted\n")
+    new = drop(landing, "patents/patents_2025.csv", "year,province,city,patents_granted\n2025,x,y,1\n")
+    drop(landing, "ground_truth.json", "{}")
+    known = {hashlib.sha256(loaded.read_bytes()).hexdigest()}
+    watcher = LandingWatcher(landing, settle_seconds=0)
+    watcher.pending(known, now=0.0)
+    assert watcher.pending(known, now=1.0) == [new]
+    assert watcher.fingerprint([new]) == frozenset({hashlib.sha256(new.read_bytes()).hexdigest()})
+
+
+def test_settings_default_and_reject_non_loopback_hosts(tmp_path):
+    home = Home(tmp_path)
+    assert load_serve_settings(home) == ServeSettings()
+    (tmp_path / "cityres.toml").write_text('[schedule]\ncron = "*/5 * * * *"\n[watch]\nsettle_seconds = 2\n')
+    settings = load_serve_settings(home)
+    assert settings.cron == "*/5 * * * *" and settings.settle_seconds == 2.0 and settings.port == 4200
+    (tmp_path / "cityres.toml").write_text('[server]\nhost = "0.0.0.0"\n')
+    with pytest.raises(ValueError, match="loopback"):
+        load_serve_settings(home)
