@@ -265,3 +265,14 @@ def test_dbt_docs_generate_describes_every_mart_column(built):
         built_columns = set(catalog["nodes"][node["unique_id"]]["columns"])
         described = {c for c, spec in node["columns"].items() if spec.get("description")}
         assert built_columns == described, node["name"]
+
+
+def test_city_size_tiers_follow_the_2014_standard_as_the_generator_assigned_them(built):
+    _, database, truth = built
+    tiers = frame(database, "select distinct city_code, size_tier, size_tier_group from analysis_panel")
+    # The generator's names for the warehouse's tiers (it does not split small cities).
+    generator_name = {"megacity": "megacity", "extra_large": "extra_large", "large_i": "large_I",
+                      "large_ii": "large_II", "medium": "medium", "small_i": "small", "small_ii": "small"}
+    expected = {code: tier for tier, codes in truth["city_size_tiers"].items() for code in codes}
+    got = {row.city_code: generator_name[row.size_tier] for row in tiers.itertuples()}
+    assert len(got) == 287 and got == {c: expected[c] for c in got}

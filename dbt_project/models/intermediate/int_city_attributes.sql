@@ -1,5 +1,6 @@
 -- Time-invariant city attributes: reference facts plus the 2014 State Council city-size tier
--- (国发〔2014〕51号, by urban-district resident population) and the 1984 telephone density.
+-- (国发〔2014〕51号, by urban-district resident population; seed city_size_tiers) and the 1984
+-- telephone density.
 with historical as (
     select
         city_code,
@@ -25,24 +26,10 @@ select
     cities.lon,
     historical.urban_resident_pop_2014,
     historical.telephones_per_100_1984,
-    case
-        when historical.urban_resident_pop_2014 is null then null
-        when historical.urban_resident_pop_2014 >= 1000 then 'megacity'
-        when historical.urban_resident_pop_2014 >= 500 then 'extra_large'
-        when historical.urban_resident_pop_2014 >= 300 then 'large_i'
-        when historical.urban_resident_pop_2014 >= 100 then 'large_ii'
-        when historical.urban_resident_pop_2014 >= 50 then 'medium'
-        when historical.urban_resident_pop_2014 >= 20 then 'small_i'
-        else 'small_ii'
-    end as size_tier,
-    -- the five groups of the resilience study's Table 6
-    case
-        when historical.urban_resident_pop_2014 is null then null
-        when historical.urban_resident_pop_2014 >= 1000 then 'megacity'
-        when historical.urban_resident_pop_2014 >= 500 then 'extra_large'
-        when historical.urban_resident_pop_2014 >= 100 then 'large'
-        when historical.urban_resident_pop_2014 >= 50 then 'medium'
-        else 'small'
-    end as size_tier_group
+    tiers.size_tier,
+    tiers.size_tier_group
 from {{ ref('stg_reference__cities') }} as cities
 left join historical using (city_code)
+left join {{ ref('city_size_tiers') }} as tiers
+    on historical.urban_resident_pop_2014 >= tiers.min_urban_pop
+    and (tiers.max_urban_pop is null or historical.urban_resident_pop_2014 < tiers.max_urban_pop)
