@@ -1,15 +1,21 @@
 """The refresh flow: landing files → candidate warehouse → audit → publish → estimates → report.
 
+Write-audit-publish. Every step works on a candidate file; the published warehouse changes only
+in `publish`, by one atomic rename, and only when ingest, dbt and every critical expectation
+passed. The same pipeline runs without Prefect and without publishing as the dry run of
+`cityres validate --landing DIR` (a scratch candidate, thrown away afterwards).
+
 Orchestration only; each step's logic lives in warehouse/, expectations/ and estimation/.
-Every step works on the candidate file; the published warehouse changes only in `publish`,
-by one atomic rename, and only when ingest, dbt and every critical expectation passed.
 """
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from prefect import flow, get_run_logger, task
 
@@ -19,7 +25,7 @@ from warehouse.paths import Home
 @dataclass
 class RefreshSummary:
     vintage: str
-    status: str  # published | refused | unchanged
+    status: str  # published | refused | unchanged; dry run: would publish | would refuse; validate: passed | failed
     reasons: list[str] = field(default_factory=list)
     files_loaded: list[str] = field(default_factory=list)
     files_skipped: int = 0
@@ -32,91 +38,167 @@ class RefreshSummary:
     warehouse: str = ""
     report: str = ""
     step_seconds: dict = field(default_factory=dict)
+    mode: str = "refresh"  # refresh | dry-run | validate
+    report_html: str = ""
+    gx_docs: str = ""  # GX Data Docs index, relative to the report folder
+    validation_notes: list[str] = field(default_factory=list)
+    facts: dict = field(default_factory=dict)  # files, changes, imputed cells, revisions (report)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def record_validation(self, outcome) -> None:
+        self.expectations_passed = sum(r.success for r in outcome.results)
+        self.expectations_failed = [asdict(r) for r in outcome.results if not r.success]
+        self.validation_notes = list(outcome.notes)
+        if outcome.docs_index:
+            self.gx_docs = "gx/index.html"
+        if not outcome.publishable:
+            names = sorted({f"{r.check} ({r.relation})" for r in outcome.failed_critical})
+            self.reasons.append(f"{len(outcome.failed_critical)} critical expectation(s) failed: "
+                                + ", ".join(names))
 
-@task(name="prepare candidate warehouse")
-def prepare_task(home: Home) -> Path:
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where a refresh reads and builds. A dry run builds in a scratch folder, never in the home."""
+
+    home: Home  # the published warehouse and the reports
+    landing: Path
+    candidate: Path
+    archive: Path
+    work: Path  # dbt target and logs
+
+    @classmethod
+    def for_refresh(cls, home: Home) -> "Workspace":
+        return cls(home, home.landing, home.candidate_db, home.archive, home.root / "dbt")
+
+    @classmethod
+    def for_dry_run(cls, home: Home, landing: Path, scratch: Path) -> "Workspace":
+        return cls(home, landing, scratch / "candidate.duckdb", scratch / "archive", scratch / "dbt")
+
+
+# ---------------------------------------------------------------- steps (plain functions)
+
+def prepare(ws: Workspace) -> Path:
     from warehouse.publish import prepare_candidate
 
-    return prepare_candidate(home.warehouse_db, home.candidate_db)
+    return prepare_candidate(ws.home.warehouse_db, ws.candidate)
 
 
-@task(name="ingest landing files")
-def ingest_task(home: Home, vintage: str):
+def ingest(ws: Workspace, vintage: str):
     from warehouse.ingest import ingest_landing
     from warehouse.publish import connect_for_write
 
-    with connect_for_write(home.candidate_db) as con:
-        return ingest_landing(con, home.landing, home.archive, load_id=vintage)
+    with connect_for_write(ws.candidate) as con:
+        return ingest_landing(con, ws.landing, ws.archive, load_id=vintage)
 
 
-@task(name="dbt build", retries=2, retry_delay_seconds=[2, 10])
-def dbt_build_task(home: Home, vintage: str):
+def dbt_build(ws: Workspace, vintage: str):
     from warehouse.dbt_runner import run_dbt
 
-    return run_dbt(["build"], home.candidate_db, home.root / "dbt" / vintage, vars_={"vintage": vintage})
+    return run_dbt(["build"], ws.candidate, ws.work / vintage, vars_={"vintage": vintage})
 
 
-@task(name="validate marts")
-def validate_task(home: Home, vintage: str):
-    from expectations.marts_suite import validate_marts
-    from expectations.results import persist_validation
+def validate(ws: Workspace, vintage: str, dbt_succeeded: bool):
+    """Raw suite on this load's rows, marts suite on what dbt rebuilt, drift against the published
+    vintage; results into the candidate and beside the report, Data Docs under reports/<vintage>/gx."""
+    from expectations.audit import audit, rebuilt_models
+    from expectations.config import GX_DOCS_KEEP
+    from expectations.results import persist_validation, write_validation_json
+    from expectations.runner import prune_docs
 
-    outcome = validate_marts(str(home.candidate_db), run_id=vintage)
-    persist_validation(home.candidate_db, vintage, outcome)
+    folder = ws.home.reports / vintage
+    published = ws.home.warehouse_db if ws.home.warehouse_db.exists() else None
+    rebuilt = None if dbt_succeeded else rebuilt_models(ws.work / vintage / "target")
+    outcome = audit(ws.candidate, vintage, load_id=vintage, rebuilt=rebuilt, previous=published,
+                    docs_dir=folder / "gx")
+    persist_validation(ws.candidate, vintage, outcome)
+    write_validation_json(folder / "validation.json", vintage, outcome)
+    prune_docs(ws.home.reports, GX_DOCS_KEEP)
     return outcome
 
 
-@task(name="baseline estimation (Table 3)")
-def estimate_task(home: Home, vintage: str, synthetic: bool):
+def load_facts(ws: Workspace, vintage: str, marts_built: bool) -> dict:
+    from warehouse.report import collect_facts
+
+    return collect_facts(ws.candidate, ws.home.warehouse_db, vintage, marts_built)
+
+
+def estimate(ws: Workspace, vintage: str, synthetic: bool):
     from estimation.baseline import baseline_specs, persist_estimates, run_specs
     from warehouse.publish import connect_for_write
 
     specs = baseline_specs()
-    with connect_for_write(home.candidate_db) as con:
+    with connect_for_write(ws.candidate) as con:
         results = run_specs(con, specs)
         persist_estimates(con, vintage, vintage, synthetic, specs, results)
     return specs, results
 
 
-@task(name="publish")
-def publish_task(home: Home) -> None:
-    from warehouse.publish import publish
-
-    publish(home.candidate_db, home.warehouse_db)
-
-
-@task(name="record provenance")
-def provenance_task(home: Home, vintage: str, ground_truth: dict | None) -> None:
-    from warehouse.provenance import record_provenance
+def record_provenance(ws: Workspace, vintage: str, ground_truth: dict | None) -> None:
+    from warehouse.provenance import record_provenance as record
     from warehouse.publish import connect_for_write
 
-    with connect_for_write(home.candidate_db) as con:
-        record_provenance(con, vintage, ground_truth)
+    with connect_for_write(ws.candidate) as con:
+        record(con, vintage, ground_truth)
 
 
-@task(name="write report")
-def report_task(home: Home, summary: RefreshSummary, estimation, ground_truth: dict | None) -> Path:
+def publish(ws: Workspace, outcome) -> None:
+    from warehouse.publish import publish as publish_candidate
+
+    publish_candidate(ws.candidate, ws.home.warehouse_db, gate=outcome)
+
+
+def report(ws: Workspace, summary: RefreshSummary, estimation, ground_truth: dict | None,
+           index_db: Path | None = None) -> Path:
     from warehouse.report import write_report
 
-    return write_report(home, summary, estimation, ground_truth)
+    return write_report(ws.home, summary, estimation, ground_truth, index_db=index_db)
 
 
-@flow(name="refresh", log_prints=False)
-def refresh(home_dir: str | None = None) -> dict:
-    """Load new landing files and publish a new vintage if it passes every critical check."""
-    from warehouse.ingest import new_load_id
+@dataclass(frozen=True)
+class Steps:
+    """The pipeline's steps: Prefect tasks in the flow, the plain functions in a dry run."""
+
+    prepare: Callable
+    ingest: Callable
+    dbt_build: Callable
+    validate: Callable
+    load_facts: Callable
+    estimate: Callable
+    record_provenance: Callable
+    publish: Callable
+    report: Callable
+
+
+PLAIN_STEPS = Steps(prepare, ingest, dbt_build, validate, load_facts, estimate, record_provenance,
+                    publish, report)
+
+prepare_task = task(name="prepare candidate warehouse")(prepare)
+ingest_task = task(name="ingest landing files")(ingest)
+dbt_build_task = task(name="dbt build", retries=2, retry_delay_seconds=[2, 10])(dbt_build)
+validate_task = task(name="validate (raw and marts suites)")(validate)
+facts_task = task(name="collect load facts")(load_facts)
+estimate_task = task(name="baseline estimation (Table 3)")(estimate)
+provenance_task = task(name="record provenance")(record_provenance)
+publish_task = task(name="publish")(publish)
+report_task = task(name="write report")(report)
+TASK_STEPS = Steps(prepare_task, ingest_task, dbt_build_task, validate_task, facts_task,
+                   estimate_task, provenance_task, publish_task, report_task)
+
+
+# ---------------------------------------------------------------- the pipeline
+
+def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = False,
+                 logger: logging.Logger | logging.LoggerAdapter | None = None) -> RefreshSummary:
+    """Build a candidate from the landing files, audit it, and publish it unless `dry_run`."""
     from warehouse.provenance import read_ground_truth
 
-    logger = get_run_logger()
-    home = Home(Path(home_dir).resolve()) if home_dir else Home.from_env()
-    home.ensure()
-    vintage = new_load_id()
-    summary = RefreshSummary(vintage=vintage, status="refused", warehouse=str(home.warehouse_db))
-    ground_truth = read_ground_truth(home.landing)
+    logger = logger or logging.getLogger("cityres.refresh")
+    summary = RefreshSummary(vintage=vintage, status="refused", warehouse=str(ws.home.warehouse_db),
+                             mode="dry-run" if dry_run else "refresh")
+    ground_truth = read_ground_truth(ws.landing)
     summary.synthetic = ground_truth is not None
     clock = time.perf_counter()
 
@@ -126,47 +208,120 @@ def refresh(home_dir: str | None = None) -> dict:
         summary.step_seconds[step] = round(now - clock, 2)
         clock = now
 
-    prepare_task(home)
-    ingest = ingest_task(home, vintage)
+    steps.prepare(ws)
+    loaded = steps.ingest(ws, vintage)
     lap("ingest")
-    summary.files_loaded = [f.file_name for f in ingest.loaded]
-    summary.files_skipped = len(ingest.skipped)
-    summary.files_failed = [{"file": f.file_name, "error": f.error} for f in ingest.failed]
+    summary.files_loaded = [f.file_name for f in loaded.loaded]
+    summary.files_skipped = len(loaded.skipped)
+    summary.files_failed = [{"file": f.file_name, "error": f.error} for f in loaded.failed]
     logger.info("ingest: %d loaded, %d already loaded, %d failed",
-                len(ingest.loaded), len(ingest.skipped), len(ingest.failed))
-    estimation = None
-    if ingest.failed:
-        summary.reasons.append(f"{len(ingest.failed)} file(s) could not be loaded")
-    elif not ingest.loaded and home.warehouse_db.exists():
-        summary.status = "unchanged"
-        summary.reasons.append("no new files in the landing folder")
+                len(loaded.loaded), len(loaded.skipped), len(loaded.failed))
+    if loaded.failed:
+        summary.reasons.append(f"{len(loaded.failed)} file(s) could not be loaded")
+    estimation, index_db = None, None
+    if not loaded.loaded and (loaded.failed or ws.home.warehouse_db.exists()):
+        if loaded.failed:
+            summary.facts = steps.load_facts(ws, vintage, False)
+        else:
+            summary.status = "unchanged"
+            summary.reasons.append("no new files in the landing folder")
     else:
-        dbt = dbt_build_task(home, vintage)
+        dbt = steps.dbt_build(ws, vintage)
         lap("dbt build")
         summary.dbt_failures, summary.dbt_warnings = dbt.failures, dbt.warnings
         if not dbt.success:
             summary.reasons.append("dbt build failed: " + (
                 "; ".join(f["unique_id"] + ": " + str(f["message"]) for f in dbt.failures[:5])
                 or dbt.log_tail[-2000:]))
-        else:
-            outcome = validate_task(home, vintage)
-            lap("validate")
-            summary.expectations_passed = sum(r.success for r in outcome.results)
-            summary.expectations_failed = [asdict(r) for r in outcome.results if not r.success]
-            if not outcome.publishable:
-                summary.reasons.append(
-                    f"{len(outcome.failed_critical)} critical expectation(s) failed")
+        # The raw suite runs even when dbt failed (the staging views exist): the report then
+        # names the offending file, row and column, not only the failed dbt test.
+        outcome = steps.validate(ws, vintage, dbt.success)
+        summary.record_validation(outcome)
+        lap("validate")
+        summary.facts = steps.load_facts(ws, vintage, dbt.success)
+        lap("facts")
+        if not summary.reasons:
+            if dry_run:
+                summary.status, index_db = "would publish", ws.candidate
             else:
-                estimation = estimate_task(home, vintage, summary.synthetic)
-                provenance_task(home, vintage, ground_truth)
+                estimation = steps.estimate(ws, vintage, summary.synthetic)
+                steps.record_provenance(ws, vintage, ground_truth)
                 lap("estimate")
-                publish_task(home)
+                steps.publish(ws, outcome)
                 summary.status = "published"
                 lap("publish")
+    if dry_run and summary.status == "refused":
+        summary.status = "would refuse"
     if summary.status != "unchanged":
-        summary.report = str(report_task(home, summary, estimation, ground_truth))
+        summary.report = str(steps.report(ws, summary, estimation, ground_truth, index_db))
         lap("report")
     logger.info("refresh %s: %s%s", vintage, summary.status,
                 "" if not summary.reasons else " (" + "; ".join(summary.reasons) + ")")
-    (home.reports / "last_refresh.json").write_text(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
+    return summary
+
+
+@flow(name="refresh", log_prints=False)
+def refresh(home_dir: str | None = None) -> dict:
+    """Load new landing files and publish a new vintage if it passes every critical check."""
+    from warehouse.ingest import new_load_id
+
+    home = Home(Path(home_dir).resolve()) if home_dir else Home.from_env()
+    home.ensure()
+    summary = run_pipeline(Workspace.for_refresh(home), new_load_id(), TASK_STEPS,
+                           logger=get_run_logger())
+    (home.reports / "last_refresh.json").write_text(
+        json.dumps(summary.to_dict(), indent=2, ensure_ascii=False, default=str))
+    return summary.to_dict()
+
+
+def dry_run(home: Home, landing: Path) -> dict:
+    """What would happen if the files of `landing` were loaded: the whole pipeline on a scratch
+    copy of the published warehouse, without Prefect and without publishing. The report lands
+    under reports/dry-<load id>/; the scratch folder is removed."""
+    from warehouse.ingest import new_load_id
+
+    home.ensure()
+    vintage = "dry-" + new_load_id()
+    scratch = home.root / "dry-run" / vintage
+    scratch.mkdir(parents=True)
+    try:
+        summary = run_pipeline(Workspace.for_dry_run(home, Path(landing).resolve(), scratch), vintage,
+                               PLAIN_STEPS, dry_run=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not any(scratch.parent.iterdir()):
+            scratch.parent.rmdir()
+    return summary.to_dict()
+
+
+def validate_published(home: Home) -> dict:
+    """Run the suites on the published warehouse (every load in force; no drift: nothing to
+    compare with). Writes reports/validate-<timestamp>/ (report + Data Docs); changes nothing."""
+    from expectations.audit import audit
+    from expectations.config import GX_DOCS_KEEP
+    from expectations.results import write_validation_json
+    from expectations.runner import prune_docs
+    from warehouse.ingest import new_load_id
+    from warehouse.provenance import is_synthetic
+    from warehouse.report import collect_facts
+
+    import duckdb
+
+    def load_facts_of(database: Path) -> dict:
+        return collect_facts(database, None, vintage, marts_built=True)
+
+    vintage = "validate-" + new_load_id()
+    folder = home.reports / vintage
+    started = time.perf_counter()
+    outcome = audit(home.warehouse_db, vintage, load_id=None, docs_dir=folder / "gx")
+    write_validation_json(folder / "validation.json", vintage, outcome)
+    prune_docs(home.reports, GX_DOCS_KEEP)
+    summary = RefreshSummary(vintage=vintage, status="passed" if outcome.publishable else "failed",
+                             warehouse=str(home.warehouse_db), mode="validate")
+    summary.record_validation(outcome)
+    summary.facts = load_facts_of(home.warehouse_db)
+    summary.step_seconds["validate"] = round(time.perf_counter() - started, 2)
+    with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
+        summary.synthetic = is_synthetic(con)
+    summary.report = str(report(Workspace.for_refresh(home), summary, None, None, home.warehouse_db))
     return summary.to_dict()

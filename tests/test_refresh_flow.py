@@ -75,7 +75,7 @@ def test_entropy_weights_and_index_match_numpy(published):
     weights = (1 - entropy) / (1 - entropy).sum()
     score = normalised @ weights
 
-    stored = query(home, "select indicator, weight, entropy from index_weights where index_name = 'resilience'")
+    stored = query(home, "select indicator, weight, entropy from index_weights where index_name = 'resilience' and scope = 'panel'")
     stored = stored.set_index("indicator").loc[wide.columns]
     np.testing.assert_allclose(stored["weight"].to_numpy(), weights, rtol=0, atol=1e-12)
     np.testing.assert_allclose(stored["entropy"].to_numpy(), entropy, rtol=0, atol=1e-12)

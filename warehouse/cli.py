@@ -10,14 +10,13 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from warehouse.paths import Home
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="cityres: a city-year panel warehouse with SQL-native econometrics.")
-estimate_app = typer.Typer(no_args_is_help=True, help="Estimate models on the published warehouse.")
-app.add_typer(estimate_app, name="estimate")
 console = Console()
 
 OFFLINE_ENV = {
@@ -78,13 +77,13 @@ def _run_refresh(home: Home) -> dict:
     return refresh_flow(home_dir=str(home.root))
 
 
-def _print_refresh(result: dict) -> None:
-    colour = {"published": "green", "unchanged": "yellow"}.get(result["status"], "red")
-    console.print(f"refresh {result['vintage']}: [bold {colour}]{result['status']}[/]")
-    for reason in result["reasons"]:
-        console.print(f"  - {reason}")
+def _print_refresh(result: dict, label: str = "refresh ", colours: dict | None = None) -> None:
+    colour = (colours or {"published": "green", "unchanged": "yellow"}).get(result["status"], "red")
+    console.print(f"{label}{result['vintage']}: [bold {colour}]{result['status']}[/]")
+    for reason in result["reasons"]:  # escaped: dbt messages and file errors may hold [brackets]
+        console.print(f"  - {escape(reason)}")
     for failed in result["files_failed"]:
-        console.print(f"  [red]✗[/red] {failed['error']}")
+        console.print(f"  [red]✗[/red] {escape(failed['error'])}")
 
 
 @app.command()
@@ -96,6 +95,48 @@ def refresh(home: Optional[Path] = HomeOption) -> None:
     if result["report"]:
         console.print(f"report: {result['report']}")
     if result["status"] == "refused":
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(
+    home: Optional[Path] = HomeOption,
+    landing: Optional[Path] = typer.Option(
+        None, "--landing", help="Dry run: what would happen if the files of this folder (landing "
+        "layout: <source>/<file>) were loaded. Without it: check the published warehouse."),
+) -> None:
+    """Run the data-quality suites on the published warehouse, or dry-run a landing folder.
+
+    Never changes the published warehouse. Writes a report (and GX Data Docs) under
+    reports/; exits 1 when a critical expectation fails (dry run: when the load would be refused).
+    """
+    h = _home(home)
+    if landing is not None:
+        if not landing.is_dir():
+            console.print(f"[red]no folder {landing}[/]")
+            raise typer.Exit(2)
+        from flows.refresh import dry_run
+
+        result = dry_run(h, landing)
+    else:
+        if not h.warehouse_db.exists():
+            console.print(f"[red]no published warehouse at {h.warehouse_db}; run `cityres refresh` first[/]")
+            raise typer.Exit(2)
+        from flows.refresh import validate_published
+
+        result = validate_published(h)
+    _print_refresh(result, label="", colours={"would publish": "green", "passed": "green",
+                                              "unchanged": "yellow"})
+    failed = result["expectations_failed"]
+    console.print(f"expectations: {result['expectations_passed']} passed, {len(failed)} failed")
+    for check in failed:
+        mark = "[red]✗[/red]" if check["severity"] == "critical" else "[yellow]![/yellow]"
+        text = escape(f"[{check['severity']}] {check['check']} {check['relation']}: "
+                      f"{check['description']} — {check['examples'][:160]}")
+        console.print(f"  {mark} {text}", highlight=False)
+    if result["report"]:
+        console.print(f"report: {result['report']}")
+    if result["status"] in ("failed", "would refuse"):
         raise typer.Exit(1)
 
 
@@ -185,60 +226,9 @@ def query(
         Console(stderr=True).print("[yellow](synthetic sample data)[/]")
 
 
-@estimate_app.command("baseline")
-def estimate_baseline(
-    home: Optional[Path] = HomeOption,
-    fmt: str = typer.Option("text", "--format", help="text | markdown | latex"),
-) -> None:
-    """The resilience study's Table 3 (four columns) on the published analysis_panel."""
-    import duckdb
+from estimation.cli import estimate_app  # noqa: E402  (the `estimate` commands live with the engine)
 
-    from estimation.baseline import baseline_specs, run_specs
-    from warehouse.report import baseline_table
-
-    h = _home(home)
-    with duckdb.connect(str(h.warehouse_db), read_only=True) as con:
-        specs = baseline_specs()
-        results = run_specs(con, specs)
-    console.print(baseline_table(specs, results, fmt), markup=False, highlight=False)
-
-
-@estimate_app.command("twfe")
-def estimate_twfe(
-    formula: str = typer.Option(..., "--formula", help='fixest syntax, e.g. "res ~ did + eocden | city_code + year"'),
-    data: str = typer.Option("analysis_panel", "--data", help="warehouse table/view, or a .csv/.parquet file"),
-    vcov: str = typer.Option("CRV1:city_code", "--vcov", help="iid | HC1 | CRV1:<cluster column>"),
-    fmt: str = typer.Option("table", "--format", help="table | json"),
-    home: Optional[Path] = HomeOption,
-) -> None:
-    """A two-way fixed-effects regression computed in DuckDB."""
-    import duckdb
-
-    from estimation.model import feols
-
-    if vcov.upper().startswith("CRV1:"):
-        vcov_spec: str | dict = {"CRV1": vcov.split(":", 1)[1]}
-    else:
-        vcov_spec = {"hc1": "hetero"}.get(vcov.lower(), vcov.lower())
-    h = _home(home)
-    path = Path(data)
-    if path.suffix.lower() in (".csv", ".parquet") and path.exists():
-        con = duckdb.connect()
-        read = con.read_parquet if path.suffix.lower() == ".parquet" else con.read_csv
-        relation = read(str(path.resolve()))
-    else:
-        con = duckdb.connect(str(h.warehouse_db), read_only=True)
-        relation = data
-    with con:
-        result = feols(con, relation, formula, vcov=vcov_spec)
-    if fmt == "json":
-        records = json.loads(result.tidy().to_json(orient="records"))
-        facts = {"nobs": result.nobs, "r2": result.r2, "r2_within": result.r2_within,
-                 "n_clusters": result.n_clusters, "vcov": result.vcov, "elapsed_s": result.elapsed_s,
-                 "formula": result.formula, "dropped": result.dropped}
-        sys.stdout.write(json.dumps({"terms": records, "model": facts}, default=float) + "\n")
-    else:
-        console.print(result.summary(), markup=False, highlight=False)
+app.add_typer(estimate_app, name="estimate")
 
 
 if __name__ == "__main__":

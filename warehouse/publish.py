@@ -1,7 +1,7 @@
 """Write-audit-publish: build in a candidate file beside the published warehouse, swap atomically.
 
 Readers hold the old file open until they reconnect, so they see the old vintage or the new one,
-never a mix; a refused refresh leaves the published file untouched.
+never a mix; a refused refresh leaves the published file untouched (byte for byte).
 """
 from __future__ import annotations
 
@@ -15,14 +15,17 @@ import duckdb
 STORAGE_COMPATIBILITY = "v1.4.0"
 
 
+class PublishRefused(RuntimeError):
+    """Publishing was asked for a candidate whose audit failed a critical expectation."""
+
+
 def connect_for_write(path: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY})
 
 
 def prepare_candidate(published: Path, candidate: Path) -> Path:
     """A fresh candidate: a copy of the published warehouse (raw history included) or a new file."""
-    for stale in (candidate, candidate.with_name(candidate.name + ".wal")):
-        stale.unlink(missing_ok=True)
+    discard(candidate)
     if published.exists():
         shutil.copy2(published, candidate)
     else:
@@ -30,11 +33,27 @@ def prepare_candidate(published: Path, candidate: Path) -> Path:
     return candidate
 
 
-def publish(candidate: Path, published: Path) -> None:
-    """Checkpoint the candidate and move it over the published file in one rename."""
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(candidate: Path, published: Path, *, gate) -> None:
+    """Checkpoint the candidate and move it over the published file in one rename.
+
+    `gate` is the audit's ValidationOutcome: a candidate with a failed critical expectation is
+    never published, whoever asks.
+    """
+    if not gate.publishable:
+        raise PublishRefused(f"{len(gate.failed_critical)} critical expectation(s) failed; not publishing")
     with connect_for_write(candidate) as con:
         con.execute("checkpoint")
+    _fsync(candidate)  # the bytes are on disk before the name points at them
     os.replace(candidate, published)
+    _fsync(published.parent)  # and the rename itself survives a crash
     candidate.with_name(candidate.name + ".wal").unlink(missing_ok=True)
 
 

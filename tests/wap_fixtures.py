@@ -1,0 +1,70 @@
+"""Helpers of the data-quality tests: a published baseline home, copies of it, and landing files
+corrupted one way each (a corrected file re-delivered under the same name is a new load that
+replaces the old one in force, exactly like a real correction)."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from warehouse.paths import Home
+
+FIRM_SCALE = 0.01
+YEARBOOK_2022 = "city_yearbook/中国城市统计年鉴_2022.csv"  # an interior year: gaps interpolate
+BOM = "\ufeff"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def copy_home(source: Home, target: Path) -> Home:
+    """A private copy of a published home (warehouse, archive, landing, reports)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("landing", "archive", "reports"):
+        shutil.copytree(source.root / name, target / name)
+    shutil.copy2(source.warehouse_db, target / "warehouse.duckdb")
+    return Home(target).ensure()
+
+
+@dataclass
+class CsvFile:
+    """A delivered CSV as rows of text; written back with its encoding, BOM and line endings."""
+
+    path: Path
+    rows: list[list[str]]
+    bom: bool
+    newline: str
+
+    @classmethod
+    def open(cls, landing: Path, name: str) -> "CsvFile":
+        raw = (landing / name).read_bytes().decode("utf-8")
+        newline = "\r\n" if "\r\n" in raw else "\n"
+        bom = raw.startswith(BOM)
+        rows = list(csv.reader(io.StringIO(raw.removeprefix(BOM), newline="")))
+        return cls(landing / name, rows, bom, newline)
+
+    def save(self) -> None:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator=self.newline).writerows(self.rows)
+        self.path.write_bytes(((BOM if self.bom else "") + buffer.getvalue()).encode("utf-8"))
+
+    # -------------------------------------------------------- yearbook layout
+    @property
+    def header_index(self) -> int:
+        return next(i for i, row in enumerate(self.rows) if row and row[0] in ("城市", "指标"))
+
+    def column(self, header: str) -> int:
+        return self.rows[self.header_index].index(header)
+
+    def row_of(self, first_cell: str) -> int:
+        return next(i for i, row in enumerate(self.rows) if row and row[0] == first_cell)
+
+    def set(self, first_cell: str, header: str, value: str) -> tuple[int, int]:
+        """Set a cell; return its 1-based (row, column) as the warehouse records them."""
+        r, c = self.row_of(first_cell), self.column(header)
+        self.rows[r][c] = value
+        return r + 1, c + 1
