@@ -24,6 +24,10 @@ TERM_LABELS = {
     "gove": "GOVE",
     "inv": "INV",
     "salary": "SALARY",
+    "ln_gdp_per_capita": "LnGDP",
+    "industrial_structure": "Str",
+    "consumption_ratio": "Com",
+    "loans_to_gdp": "Fin",
     "Intercept": "Constant",
 }
 

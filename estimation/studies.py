@@ -22,10 +22,9 @@ from .result import FeolsResult
 from .tables import regression_table
 
 PANEL = "main.analysis_panel"
-# The NQP study's controls (ln GDP per capita, tertiary/secondary ratio, retail sales/GDP,
-# loans/GDP, fiscal spending/GDP) are not in the warehouse yet; callers pass the columns
-# that stand for them.  Until then the resilience study's controls are the default.
-NQP_STUDY_CONTROLS = ("ln_gdp_pc", "str", "com", "fin", "gov")
+# The NQP study's controls: ln GDP per capita (LnGDP), tertiary/secondary value added (Str),
+# retail sales/GDP (Com), loans/GDP (Fin), fiscal spending/GDP (Gov) — analysis_panel columns.
+NQP_STUDY_CONTROLS = ("ln_gdp_per_capita", "industrial_structure", "consumption_ratio", "loans_to_gdp", "gove")
 
 
 def run_baseline(con: duckdb.DuckDBPyConnection, relation=PANEL, outcome: str = "res",
@@ -35,13 +34,13 @@ def run_baseline(con: duckdb.DuckDBPyConnection, relation=PANEL, outcome: str = 
     return specs, run_specs(con, specs, relation)
 
 
-def nqp_table3_specs(outcome: str = "nqp_index", controls=CONTROLS, treatment: str = "did") -> list[ModelSpec]:
+def nqp_table3_specs(outcome: str = "nqp", controls=NQP_STUDY_CONTROLS, treatment: str = "did") -> list[ModelSpec]:
     """The NQP study's Table 3: the same four columns on the NQP outcome."""
     return baseline_specs(outcome, treatment, controls, prefix="nqp_table3")
 
 
-def run_nqp_table3(con: duckdb.DuckDBPyConnection, relation=PANEL, outcome: str = "nqp_index",
-                   controls=CONTROLS) -> tuple[list[ModelSpec], list[FeolsResult]]:
+def run_nqp_table3(con: duckdb.DuckDBPyConnection, relation=PANEL, outcome: str = "nqp",
+                   controls=NQP_STUDY_CONTROLS) -> tuple[list[ModelSpec], list[FeolsResult]]:
     specs = nqp_table3_specs(outcome, controls)
     return specs, run_specs(con, specs, relation)
 
@@ -58,14 +57,14 @@ def table3(specs: list[ModelSpec], results: list[FeolsResult], fmt: str = "markd
     return tab.render(fmt)
 
 
-def run_nqp_event_study(con: duckdb.DuckDBPyConnection, relation=PANEL, outcome: str = "nqp_index",
-                        controls=CONTROLS, **kw) -> EventStudyResult:
+def run_nqp_event_study(con: duckdb.DuckDBPyConnection, relation=PANEL, outcome: str = "nqp",
+                        controls=NQP_STUDY_CONTROLS, **kw) -> EventStudyResult:
     """pre_2 ... post_6 around adoption, base = the adoption year (k = 0), binned end points."""
     return run_event_study(con, relation, outcome, leads=2, lags=6, base=0, controls=controls, **kw)
 
 
-def run_nqp_placebo(con: duckdb.DuckDBPyConnection, relation=PANEL, outcome: str = "nqp_index",
-                    controls=CONTROLS, draws: int = 1000, seed: int = 20240601, **kw) -> PlaceboResult:
+def run_nqp_placebo(con: duckdb.DuckDBPyConnection, relation=PANEL, outcome: str = "nqp",
+                    controls=NQP_STUDY_CONTROLS, draws: int = 1000, seed: int = 20240601, **kw) -> PlaceboResult:
     """1000 draws of 120 pseudo-treated cities with the real adoption year."""
     formula = f"{outcome} ~ did + {' + '.join(controls)} | city_code + year" if controls else \
         f"{outcome} ~ did | city_code + year"

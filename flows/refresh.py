@@ -120,20 +120,22 @@ def validate(ws: Workspace, vintage: str, dbt_succeeded: bool):
 
 
 def load_facts(ws: Workspace, vintage: str, marts_built: bool) -> dict:
+    from warehouse.coverage import coverage_summary
     from warehouse.report import collect_facts
 
-    return collect_facts(ws.candidate, ws.home.warehouse_db, vintage, marts_built)
+    facts = collect_facts(ws.candidate, ws.home.warehouse_db, vintage, marts_built)
+    if marts_built:
+        facts["coverage"] = coverage_summary(ws.candidate).to_dict()
+    return facts
 
 
 def estimate(ws: Workspace, vintage: str, synthetic: bool):
-    from estimation.baseline import baseline_specs, persist_estimates, run_specs
+    """The studies' program on the candidate, so a vintage is published with its results."""
+    from estimation.program import run_program
     from warehouse.publish import connect_for_write
 
-    specs = baseline_specs()
     with connect_for_write(ws.candidate) as con:
-        results = run_specs(con, specs)
-        persist_estimates(con, vintage, vintage, synthetic, specs, results)
-    return specs, results
+        return run_program(con, vintage, synthetic)
 
 
 def record_provenance(ws: Workspace, vintage: str, ground_truth: dict | None) -> None:
@@ -180,7 +182,7 @@ ingest_task = task(name="ingest landing files")(ingest)
 dbt_build_task = task(name="dbt build", retries=2, retry_delay_seconds=[2, 10])(dbt_build)
 validate_task = task(name="validate (raw and marts suites)")(validate)
 facts_task = task(name="collect load facts")(load_facts)
-estimate_task = task(name="baseline estimation (Table 3)")(estimate)
+estimate_task = task(name="estimate: baseline, event study, placebo")(estimate)
 provenance_task = task(name="record provenance")(record_provenance)
 publish_task = task(name="publish")(publish)
 report_task = task(name="write report")(report)

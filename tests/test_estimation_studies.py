@@ -13,7 +13,7 @@ import pytest
 from test_twfe_against_pyfixest import assert_matches, pf_fit
 from typer.testing import CliRunner
 
-from estimation.baseline import persist_estimates
+from estimation.baseline import CONTROLS, persist_estimates
 from estimation.studies import nqp_table3_specs, run_baseline, run_nqp_table3, table3
 from warehouse.cli import app
 from warehouse.sample.generate import simulate
@@ -63,12 +63,13 @@ def test_table3_both_studies_match_pyfixest(con, sample_panel):
     for spec, res in zip(specs, results):
         assert_matches(res, pf_fit(spec.formula, sample_panel, {"CRV1": "city_code"}), has_fe=bool(spec.fixed_effects))
     # the NQP study's Table 3 is the same layout on another outcome: tested on `res`
-    nspecs, nres = run_nqp_table3(con, outcome="res")
+    nspecs, nres = run_nqp_table3(con, outcome="res", controls=CONTROLS)
     assert [s.model_id for s in nspecs] == [f"nqp_table3_col{i}" for i in range(1, 5)]
     for a, b in zip(results, nres):  # DuckDB's parallel sums may differ in the last bit
         np.testing.assert_allclose(a.coef.to_numpy(), b.coef.to_numpy(), rtol=1e-12, atol=1e-15)
-    assert nqp_table3_specs("nqp_index")[3].formula == (
-        "nqp_index ~ did + eocden + traff + gove + inv + salary | city_code + year")
+    assert nqp_table3_specs()[3].formula == (
+        "nqp ~ did + ln_gdp_per_capita + industrial_structure + consumption_ratio + loans_to_gdp + gove"
+        " | city_code + year")
 
 
 def test_table3_renders_like_the_studies(con):
@@ -78,7 +79,7 @@ def test_table3_renders_like_the_studies(con):
         assert f"| {row} |" in md
     assert "| City FE | NO | YES | NO | YES |" in md
     assert "3,444" in md and "clustered by city\\_code" in md
-    nqp = table3(*run_nqp_table3(con, outcome="res"), "latex", adj_r2=True)
+    nqp = table3(*run_nqp_table3(con, outcome="res", controls=CONTROLS), "latex", adj_r2=True)
     assert "Adj. R-squared" in nqp and r"\toprule" in nqp
     html = table3(specs, results, "html")
     # header rows, coef + se rows, FE rows, N and R2, the note

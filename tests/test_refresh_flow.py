@@ -116,7 +116,11 @@ def test_baseline_matches_pyfixest_and_covers_the_true_att(published):
 def test_estimates_validation_and_provenance_are_published(published):
     home, result, _ = published
     estimates = query(home, "select model_id, term, coef, se, vintage, synthetic from estimates")
-    assert set(estimates["model_id"]) == {f"table3_col{i}" for i in range(1, 5)}
+    assert set(estimates["model_id"]) == ({f"table3_col{i}" for i in range(1, 5)}
+                                          | {f"nqp_table3_col{i}" for i in range(1, 5)}
+                                          | {"event_study", "placebo"})
+    draws = query(home, "select count(*) as n, count(distinct draw) as d from placebo_draws")
+    assert draws["n"].iloc[0] == draws["d"].iloc[0] == 500
     assert (estimates["vintage"] == result["vintage"]).all() and estimates["synthetic"].all()
     checks = query(home, "select severity, success from validation_results")
     assert len(checks) >= 8 and checks["success"].all()
@@ -127,12 +131,18 @@ def test_estimates_validation_and_provenance_are_published(published):
     assert set(manifest["source"]) == {"city_yearbook", "national", "patents", "enterprises", "historical"}
 
 
-def test_report_says_synthetic_and_shows_both_tables(published):
+def test_report_says_synthetic_and_shows_tables_and_figures(published):
     _, result, _ = published
-    report = Path(result["report"]).read_text(encoding="utf-8")
+    path = Path(result["report"])
+    report = path.read_text(encoding="utf-8")
     assert "SYNTHETIC" in report
     assert "Ten most resilient cities" in report and "Table 3" in report
     assert "covers the truth" in report
+    assert "## Event study" in report and "Joint pre-trend test" in report
+    assert "## Placebo test (500 random adoption assignments)" in report
+    for figure in ("event_study.png", "placebo.png"):
+        assert f"]({figure})" in report and (path.parent / figure).read_bytes()[:4] == b"\x89PNG"
+    assert "## City names resolved" in report and "imputed share" in report
 
 
 def test_refresh_without_new_files_changes_nothing(published):

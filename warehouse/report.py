@@ -128,6 +128,37 @@ left join names using (city_code)
 """
 
 
+def event_study_truth(event_study, ground_truth: dict) -> list[dict]:
+    """Estimated event-time coefficients beside the generator's true ATT per event time."""
+    truth = ground_truth["att"]["by_event_time"]["resilience_index"]
+    rows = []
+    for row in event_study.tidy().itertuples():
+        k = int(row.event_time)
+        if k == event_study.base:
+            continue
+        true = truth.get(str(k))
+        rows.append({"k": k, "estimate": round(row.coef, 5), "ci_low": round(row.ci_low, 5),
+                     "ci_high": round(row.ci_high, 5), "true_att": None if true is None else round(true, 5),
+                     "covered": None if true is None else bool(row.ci_low <= true <= row.ci_high)})
+    return rows
+
+
+def program_sections(program, folder: Path, ground_truth: dict | None) -> dict:
+    """Tables, figures and facts of the event study, the placebo and the NQP Table 3."""
+    from estimation.studies import table3
+
+    placebo = program.placebo.summary()
+    return {
+        "figures": program.figures(folder),
+        "event_md": program.event_study.table("markdown"),
+        "event_html": program.event_study.table("html"),
+        "event_truth": event_study_truth(program.event_study, ground_truth) if ground_truth else [],
+        "placebo": {k.replace(".", "_"): (round(v, 5) if isinstance(v, float) else v) for k, v in placebo.items()},
+        "nqp_md": table3(*program.nqp_baseline, "markdown", adj_r2=True),
+        "nqp_html": table3(*program.nqp_baseline, "html", adj_r2=True),
+    }
+
+
 def _attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
     con.execute(f"attach '{str(path).replace(chr(39), chr(39) * 2)}' as {alias} (read_only)")
 
@@ -289,6 +320,12 @@ Examples:
 
 {{ facts.imputed.examples | md_table }}
 {% endif %}{% else %}Not computed (the marts were not rebuilt).
+{% endif %}{% if facts.coverage %}
+Panel cells: {% for k, v in facts.coverage.cells | dictsort %}{{ k }} {{ v }}{{ ', ' if not loop.last }}{% endfor %} — imputed share {{ '%.3f' | format(100 * facts.coverage.imputed_share) }} %.
+
+## City names resolved
+
+{{ facts.coverage.resolved_names | md_table }}
 {% endif %}
 ## Expectations
 
@@ -323,6 +360,27 @@ Examples:
 {{ baseline_md }}
 {% for line in truth %}- {{ line }}
 {% endfor %}{% endif %}
+{% if program %}
+## Event study (parallel trends; k = −4…7, base −1)
+
+{{ program.event_md }}
+
+![Event study]({{ program.figures.event_study }})
+{% if program.event_truth %}
+Estimates against the generator's true ATT per event time:
+
+{{ program.event_truth | md_table }}
+{% endif %}
+## Placebo test ({{ program.placebo.draws }} random adoption assignments)
+
+Real estimate {{ program.placebo.coef }} (p = {{ program.placebo.p }}); placebo coefficients: mean {{ program.placebo.placebo_mean }}, sd {{ program.placebo.placebo_sd }}; share of placebo p-values below 0.1: {{ program.placebo.share_p_below_0_1 }}. Two-sided randomisation p-value: **{{ program.placebo.ri_p_value }}** ({{ program.placebo.ri_p_value_plus1 }} counting the real assignment).
+
+![Placebo]({{ program.figures.placebo }})
+
+## The NQP study's Table 3 (outcome: nqp)
+
+{{ program.nqp_md }}
+{% endif %}
 ## Where things are
 
 - warehouse: `{{ summary.warehouse }}`
@@ -366,6 +424,8 @@ code { background: #f5f5f5; padding: 0 .2em; }
 {% if facts.imputed %}<p>{{ facts.imputed.total }} cells filled by interpolation.</p>{{ facts.imputed.by_variable | html_table }}
 {% if facts.imputed.examples %}<p>Examples:</p>{{ facts.imputed.examples | html_table }}{% endif %}
 {% else %}<p>Not computed (the marts were not rebuilt).</p>{% endif %}
+{% if facts.coverage %}<p>Panel cells: {% for k, v in facts.coverage.cells | dictsort %}{{ k }} {{ v }}{{ ', ' if not loop.last }}{% endfor %} — imputed share {{ '%.3f' | format(100 * facts.coverage.imputed_share) }} %.</p>
+<h2>City names resolved</h2>{{ facts.coverage.resolved_names | html_table }}{% endif %}
 <h2>Expectations</h2>
 <ul><li>passed: {{ summary.expectations_passed }}</li>
 <li>failed: {{ summary.expectations_failed | length }} ({{ critical | length }} critical, {{ warnings | length }} warning)</li>
@@ -384,6 +444,13 @@ code { background: #f5f5f5; padding: 0 .2em; }
 {% if top_cities %}<h2>Ten most resilient cities, latest year</h2>{{ top_cities | html_table }}{% endif %}
 {% if baseline_html %}<h2>Baseline DID (the resilience study's Table 3)</h2>{{ baseline_html | safe }}
 <ul>{% for line in truth %}<li>{{ line | replace('**', '') }}</li>{% endfor %}</ul>{% endif %}
+{% if program %}<h2>Event study (parallel trends; k = −4…7, base −1)</h2>{{ program.event_html | safe }}
+<p><img src="{{ program.figures.event_study }}" alt="Event study" style="max-width: 100%"></p>
+{% if program.event_truth %}<p>Estimates against the generator's true ATT per event time:</p>{{ program.event_truth | html_table }}{% endif %}
+<h2>Placebo test ({{ program.placebo.draws }} random adoption assignments)</h2>
+<p>Real estimate {{ program.placebo.coef }} (p = {{ program.placebo.p }}); placebo coefficients: mean {{ program.placebo.placebo_mean }}, sd {{ program.placebo.placebo_sd }}; two-sided randomisation p-value <strong>{{ program.placebo.ri_p_value }}</strong>.</p>
+<p><img src="{{ program.figures.placebo }}" alt="Placebo" style="max-width: 100%"></p>
+<h2>The NQP study's Table 3 (outcome: nqp)</h2>{{ program.nqp_html | safe }}{% endif %}
 <h2>Where things are</h2>
 <ul><li>warehouse: <code>{{ summary.warehouse }}</code></li><li>report: <a href="report.md">report.md</a></li>
 {% if summary.gx_docs %}<li>GX Data Docs: <a href="{{ summary.gx_docs }}">{{ summary.gx_docs }}</a></li>{% endif %}
@@ -426,15 +493,18 @@ def write_report(home: Home, summary, estimation, ground_truth: dict | None,
             top = _records(top_cities(con))
     baseline_md = baseline_html = ""
     truth: list[str] = []
+    program = {}
     if estimation is not None:
-        specs, results = estimation
+        specs, results = estimation.baseline
         baseline_md = baseline_table(specs, results, "markdown")
         baseline_html = baseline_table(specs, results, "html")
         if ground_truth is not None:
             truth = truth_comparison(results, ground_truth)
+        program = program_sections(estimation, folder, ground_truth)
     failed = summary.expectations_failed
     facts = summary.facts or {"files": [], "first_load": False, "changes": None, "imputed": None,
                               "revisions": None, "errors": []}
+    facts.setdefault("coverage", None)
     files = [{**f, "sha256": (f.get("sha256") or "")[:16]} for f in facts.get("files", [])]
     context = {
         "title": _title(summary), "synthetic": summary.synthetic, "banner": SYNTHETIC_BANNER,
@@ -444,7 +514,7 @@ def write_report(home: Home, summary, estimation, ground_truth: dict | None,
         "critical": [f for f in failed if f["severity"] == "critical"],
         "warnings": [f for f in failed if f["severity"] != "critical"],
         "limit": EXAMPLES_IN_REPORT, "top_cities": top, "baseline_md": baseline_md,
-        "baseline_html": baseline_html, "truth": truth,
+        "baseline_html": baseline_html, "truth": truth, "program": program,
         "report_md": str(folder / "report.md"), "report_html": str(folder / "report.html"),
         "timings": json.dumps(summary.step_seconds),
     }
