@@ -27,6 +27,7 @@ class ProgramResults:
     event_study: EventStudyResult
     placebo: PlaceboResult
     nqp_baseline: tuple[list[ModelSpec], list[FeolsResult]]
+    panel_years: tuple[int, int]
 
     def figures(self, folder: Path) -> dict[str, str]:
         """Write the parallel-trends and placebo figures; return their file names."""
@@ -47,4 +48,5 @@ def run_program(con: duckdb.DuckDBPyConnection, vintage: str, synthetic: bool,
     persist_study(con, vintage, vintage, synthetic, "placebo", placebo)
     nqp_baseline = run_nqp_table3(con)
     persist_estimates(con, vintage, vintage, synthetic, *nqp_baseline)
-    return ProgramResults(baseline, event_study, placebo, nqp_baseline)
+    first, last = con.execute("select min(year), max(year) from main.analysis_panel").fetchone()
+    return ProgramResults(baseline, event_study, placebo, nqp_baseline, (int(first), int(last)))

@@ -19,7 +19,8 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from flows.watch import LandingWatcher, loaded_hashes
+from flows.watch import LandingWatcher
+from warehouse.landing import loaded_hashes
 from warehouse.paths import Home
 from warehouse.settings import ServeSettings
 

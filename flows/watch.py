@@ -10,21 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
-
 from warehouse.ingest import landing_files, sha256_of
-
-
-def loaded_hashes(warehouse_db: Path) -> set[str]:
-    """Content hashes already loaded into the published warehouse (empty if none yet)."""
-    if not warehouse_db.exists():
-        return set()
-    with duckdb.connect(str(warehouse_db), read_only=True) as con:
-        try:
-            return {r[0] for r in con.execute(
-                "select sha256 from raw.load_manifest where status = 'loaded'").fetchall()}
-        except duckdb.CatalogException:
-            return set()
 
 
 @dataclass

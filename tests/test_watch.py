@@ -53,3 +53,15 @@ def test_settings_default_and_reject_non_loopback_hosts(tmp_path):
     (tmp_path / "cityres.toml").write_text('[server]\nhost = "0.0.0.0"\n')
     with pytest.raises(ValueError, match="loopback"):
         load_serve_settings(home)
+
+
+def test_dbt_vars_come_from_the_config_file_and_unknown_ones_are_refused(tmp_path):
+    from warehouse.settings import load_dbt_vars
+
+    home = Home(tmp_path)
+    assert load_dbt_vars(home) == {}
+    (tmp_path / "cityres.toml").write_text('[dbt_vars]\nextrapolation = "nearest"\nentropy_scope = "year"\n')
+    assert load_dbt_vars(home) == {"extrapolation": "nearest", "entropy_scope": "year"}
+    (tmp_path / "cityres.toml").write_text('[dbt_vars]\nvintage = "mine"\n')
+    with pytest.raises(ValueError, match="unknown"):
+        load_dbt_vars(home)

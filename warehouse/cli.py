@@ -141,6 +141,34 @@ def validate(
 
 
 @app.command()
+def serve(
+    home: Optional[Path] = HomeOption,
+    cron: Optional[str] = typer.Option(None, "--cron", help='override schedule.cron of cityres.toml, e.g. "0 6 * * *"; "" for none'),
+    port: Optional[int] = typer.Option(None, "--port", help="override server.port of cityres.toml"),
+    poll_seconds: Optional[float] = typer.Option(None, "--poll-seconds", help="override watch.poll_seconds"),
+    settle_seconds: Optional[float] = typer.Option(None, "--settle-seconds", help="override watch.settle_seconds"),
+) -> None:
+    """Serve scheduled and file-triggered refreshes (a local Prefect server on loopback). Ctrl-C stops."""
+    from dataclasses import replace
+
+    from flows.serve import serve as serve_refreshes
+    from warehouse.settings import load_serve_settings
+
+    h = _home(home)
+    settings = load_serve_settings(h)
+    overrides = {"cron": cron, "port": port, "poll_seconds": poll_seconds, "settle_seconds": settle_seconds}
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    console.print(f"serving refreshes of {h.root}: schedule {settings.cron or '(none)'}, watching {h.landing} "
+                  f"(poll {settings.poll_seconds:g} s, settle {settings.settle_seconds:g} s); Ctrl-C stops")
+    try:
+        serve_refreshes(h, settings)
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    console.print("stopped")
+
+
+@app.command()
 def demo(
     home: Optional[Path] = HomeOption,
     seed: int = typer.Option(20240601, "--seed"),

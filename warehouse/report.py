@@ -55,8 +55,16 @@ def baseline_table(specs, results, fmt: str = "markdown") -> str:
             "html": table.to_html}[fmt]()
 
 
-def truth_comparison(results, ground_truth: dict) -> list[str]:
-    """How the FE-with-controls estimate (column 4) compares with the generator's true ATT."""
+def truth_comparison(results, ground_truth: dict, panel_years: tuple[int, int] | None = None) -> list[str]:
+    """How the FE-with-controls estimate (column 4) compares with the generator's true ATT.
+
+    The truth is an average over the generator's panel years; a warehouse holding other years
+    estimates another average, and the report says so instead of comparing.
+    """
+    truth_years = tuple(ground_truth["years"]["panel"])
+    if panel_years is not None and tuple(panel_years) != truth_years:
+        return [f"Not compared with the generator's true ATT: the panel covers {panel_years[0]}–{panel_years[1]}, "
+                f"the truth averages {truth_years[0]}–{truth_years[1]}."]
     truth = ground_truth["att"]["resilience_index"]
     result = results[3]
     low, high = (float(v) for v in result.conf_int.loc["did"])
@@ -152,7 +160,8 @@ def program_sections(program, folder: Path, ground_truth: dict | None) -> dict:
         "figures": program.figures(folder),
         "event_md": program.event_study.table("markdown"),
         "event_html": program.event_study.table("html"),
-        "event_truth": event_study_truth(program.event_study, ground_truth) if ground_truth else [],
+        "event_truth": event_study_truth(program.event_study, ground_truth)
+        if ground_truth and tuple(program.panel_years) == tuple(ground_truth["years"]["panel"]) else [],
         "placebo": {k.replace(".", "_"): (round(v, 5) if isinstance(v, float) else v) for k, v in placebo.items()},
         "nqp_md": table3(*program.nqp_baseline, "markdown", adj_r2=True),
         "nqp_html": table3(*program.nqp_baseline, "html", adj_r2=True),
@@ -499,7 +508,7 @@ def write_report(home: Home, summary, estimation, ground_truth: dict | None,
         baseline_md = baseline_table(specs, results, "markdown")
         baseline_html = baseline_table(specs, results, "html")
         if ground_truth is not None:
-            truth = truth_comparison(results, ground_truth)
+            truth = truth_comparison(results, ground_truth, estimation.panel_years)
         program = program_sections(estimation, folder, ground_truth)
     failed = summary.expectations_failed
     facts = summary.facts or {"files": [], "first_load": False, "changes": None, "imputed": None,

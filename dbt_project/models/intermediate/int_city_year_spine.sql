@@ -1,7 +1,16 @@
 -- One row per city and data year of the analysis universe (var panel_universe), for the years
--- the city exists. Data years include the year before the panel (for lagged indicators).
-with years as (
-    select unnest(range({{ var('data_first_year') }}, {{ var('data_last_year') }} + 1)) as year
+-- the city exists. Data years run from var data_first_year to var data_last_year or the latest
+-- year a yearbook was loaded for, whichever comes first: adding a year's files extends the
+-- panel without a configuration change. The first year only feeds lagged indicators.
+with loaded as (
+    select max(year) as last_loaded_year from {{ ref('stg_city_yearbook__values') }}
+),
+
+years as (
+    select unnest(range(
+        {{ var('data_first_year') }},
+        least({{ var('data_last_year') }}, coalesce((select last_loaded_year from loaded), {{ var('data_last_year') }})) + 1
+    )) as year
 )
 
 select
