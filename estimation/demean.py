@@ -66,6 +66,13 @@ class Demeaned:
     # their raw sums of squares (= weighted level counts), for the collinearity check
     dummies: list[str] = field(default_factory=list)
     dummy_ref_ss: list[float] = field(default_factory=list)
+    # lazy within_dummies (unweighted): the demeaned dummies are not stored;
+    # ``table`` holds the FE code ``dummy_fe`` and the bit set ``pattern`` of
+    # the levels of that FE observed in each row's group of the larger FE
+    # (bit s-1 for level s), from which every dummy moment follows
+    dummy_fe: str | None = None
+    pattern: str | None = None
+    dummy_levels: int = 0
 
 
 def column_stats(
@@ -144,11 +151,16 @@ def demean(
     fe_levels: Sequence[int] = (),
     max_dummies: int = MAX_DUMMIES,
     dummy_fe: int | None = None,
+    lazy_dummies: bool = False,
 ) -> Demeaned:
     """Demean ``columns`` of ``table`` by the fixed effects ``fe``.
 
     ``dummy_fe`` (0 or 1) forces which FE gets dummies under
-    ``within_dummies`` (default: the one with fewer levels).
+    ``within_dummies`` (default: the one with fewer levels).  With
+    ``lazy_dummies`` (honoured when unweighted and the smaller FE has at most
+    63 levels) the demeaned dummies are not materialised: the result carries
+    the level bit set per row instead (see :class:`Demeaned` and
+    :func:`.moments.within_dummies_gram`).
 
     ``keep`` are pass-through columns (ids, FE codes, cluster, weight); they
     must include ``fe`` and ``weights``.  Returns the name of a new temp table
@@ -217,7 +229,8 @@ def demean(
     if method == "within_dummies":
         if len(fe_levels) != 2:
             raise ValueError("within_dummies needs the level counts of both fixed effects")
-        return _within_dummies(con, scope, table, columns, fe, keep, stats, weights, fe_levels, dummy_fe)
+        return _within_dummies(con, scope, table, columns, fe, keep, stats, weights, fe_levels, dummy_fe,
+                               lazy_dummies)
 
     if method == "alternating":
         return _alternating(
@@ -228,10 +241,13 @@ def demean(
 
 def _within_dummies(con: duckdb.DuckDBPyConnection, scope: TempScope, table: str, columns: list[str],
                     fe: list[str], keep: Sequence[str], stats: ColumnStats, weights: str | None,
-                    fe_levels: Sequence[int], dummy_fe: int | None = None) -> Demeaned:
+                    fe_levels: Sequence[int], dummy_fe: int | None = None,
+                    lazy: bool = False) -> Demeaned:
     """Demean by the FE with more levels; add its partner's demeaned dummies."""
     small = dummy_fe if dummy_fe is not None else (0 if fe_levels[0] <= fe_levels[1] else 1)
     f_small, f_big = fe[small], fe[1 - small]
+    if lazy and weights is None and int(fe_levels[small]) <= 63:
+        return _within_lazy(con, scope, table, columns, f_small, f_big, keep, stats, int(fe_levels[small]))
     # FE codes are internal integers 1..L (see sample.py), not data: safe as literals
     dummies = [f"__d{j}" for j in range(2, int(fe_levels[small]) + 1)]
     keep_sql = "".join(f"z.{c}, " for c in keep)
@@ -261,6 +277,37 @@ def _within_dummies(con: duckdb.DuckDBPyConnection, scope: TempScope, table: str
     )
     ref_ss = [float(counts.get(j, 0.0)) for j in range(2, int(fe_levels[small]) + 1)]
     return Demeaned(out, columns, "within_dummies", 1, 0.0, dummies, ref_ss)
+
+
+def _within_lazy(con: duckdb.DuckDBPyConnection, scope: TempScope, table: str, columns: list[str],
+                 f_small: str, f_big: str, keep: Sequence[str], stats: ColumnStats, levels: int) -> Demeaned:
+    """Unweighted within_dummies without the dummy columns.
+
+    Demean ``columns`` within ``f_big`` (GROUP BY + hash join) and store per
+    row the bit set of the ``f_small`` levels present in its ``f_big`` group.
+    The demeaned dummy of level s in a row of group i with level set S_i
+    (n_i = |S_i|) is 1{f_small = s} - 1{s in S_i} / n_i.
+    """
+    keep_sql = "".join(f"z.{c}, " for c in keep)
+    cen = ", ".join(f"({c} - ?) AS {c}" for c in columns)
+    means = ", ".join(f"avg({c}) AS __m_{j}" for j, c in enumerate(columns))
+    sel = ", ".join(f"z.{c} - m.__m_{j} AS {c}" for j, c in enumerate(columns))
+    out = scope.table("dm")
+    con.execute(
+        f"""
+        CREATE TEMP TABLE {out} AS
+        WITH z AS (SELECT {"".join(f"{c}, " for c in keep)}{cen} FROM {table}),
+             m AS (SELECT {f_big}, {means}, bit_or(CAST(1 AS BIGINT) << ({f_small} - 1)) AS __pat
+                   FROM z GROUP BY {f_big})
+        SELECT {keep_sql}{sel}, m.__pat FROM z JOIN m ON z.{f_big} = m.{f_big}
+        """,
+        list(stats.mean),
+    )
+    counts = dict(con.execute(f"SELECT {f_small}, count(*) FROM {out} GROUP BY 1").fetchall())
+    ref_ss = [float(counts.get(j, 0.0)) for j in range(2, levels + 1)]
+    dummies = [f"__d{j}" for j in range(2, levels + 1)]
+    return Demeaned(out, columns, "within_dummies", 1, 0.0, dummies, ref_ss,
+                    dummy_fe=f_small, pattern="__pat", dummy_levels=levels)
 
 
 def _alternating(

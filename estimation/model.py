@@ -34,7 +34,7 @@ from .collinear import find_collinear
 from .demean import MAX_DUMMIES, column_stats, demean
 from .formula import Formula, parse_formula
 from .inference import t_inference, wald_test
-from .moments import cross_products, residual_moments
+from .moments import cross_products, period_effect_table, residual_moments, within_dummies_gram
 from .result import FeolsResult
 from .sample import build_sample, complete_sql
 from .sqlutil import resolve_relation, temp_scope
@@ -192,6 +192,7 @@ def feols(
             maxiter=fixef_maxiter,
             fe_levels=sample.fe_levels,
             max_dummies=max_dummies,
+            lazy_dummies=True,
         )
 
         # design: [FE dummies] + [Intercept] + regressors, as SQL expressions on
@@ -201,7 +202,11 @@ def feols(
         names = ([] if has_fe else [INTERCEPT]) + [t.name for t in terms]
         design = dm.dummies + ([] if has_fe else ["1.0"]) + list(sample.x)
         ref_ss = dm.dummy_ref_ss + ([] if has_fe else [stats.sum_w]) + list(stats.raw_ss[1:])
-        gram = cross_products(con, dm.table, [sample.y, *design], sample.weights)
+        if dm.pattern:  # lazy within_dummies: dummy moments from per-level / per-level-set sums
+            gram = within_dummies_gram(con, dm.table, [sample.y, *sample.x], dm.dummy_fe, dm.pattern,
+                                       dm.dummy_levels)
+        else:
+            gram = cross_products(con, dm.table, [sample.y, *design], sample.weights)
         yy, xy, xx = gram[0, 0], gram[1:, 0], gram[1:, 1:]
 
         drop_idx = find_collinear(xx, ref_ss, collin_tol)
@@ -235,12 +240,24 @@ def feols(
             ]
             score_params = [float(v) for i in range(len(keep_x)) for v in pi[:, i]]
             bread = bread[np.ix_(sel, sel)]
+        rel, x_res, beta_res = dm.table, design_k, beta_all
+        if keep_d and dm.pattern:
+            # D~ gamma and D~ Pi_j as joined per-level / per-level-set columns
+            vecs = np.zeros((dm.dummy_levels, 1 + len(keep_x)))
+            for pos, d in enumerate(keep_d):  # design index d <-> level d + 2
+                vecs[d + 1, 0] = beta_all[keep.index(d)]
+                vecs[d + 1, 1:] = pi[pos, :]
+            rel, pe = period_effect_table(con, scope, dm.table, dm.dummy_fe, dm.pattern, dm.dummy_levels, vecs)
+            x_res = [design[j] for j in keep_x] + [pe[0]]
+            beta_res = np.append(beta_all[sel], 1.0)
+            scores = [f"{design[j]} - {pe[1 + i]}" for i, j in enumerate(keep_x)]
+            score_params = []
         rm = residual_moments(
             con,
-            dm.table,
+            rel,
             sample.y,
-            design_k,
-            beta_all,
+            x_res,
+            beta_res,
             kind,
             weights=sample.weights,
             cluster=sample.clusters if kind == "cluster" else None,

@@ -25,6 +25,7 @@ score products cancel) are compensated (``fsum``, Kahan-Babuska).
 from __future__ import annotations
 
 from collections.abc import Sequence
+import math
 from dataclasses import dataclass
 
 import duckdb
@@ -155,3 +156,96 @@ def residual_moments(
         )
 
     raise ValueError(f"unknown residual moment kind {kind!r}")
+
+
+def within_dummies_gram(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: Sequence[str],
+    dummy_fe: str,
+    pattern: str,
+    levels: int,
+) -> np.ndarray:
+    """Gram matrix of ``[columns[0], D~_2..D~_L, columns[1:]]`` without the dummies.
+
+    Unweighted lazy ``within_dummies`` (see :func:`.demean._within_lazy`):
+    ``columns`` are demeaned within the larger FE, and D~_s (level s of
+    ``dummy_fe``) is 1{level = s} - 1{s in S_i}/n_i in a row of group i with
+    level set S_i (``pattern``, bit s-1), n_i = |S_i|.  Then
+
+    * z~'z~ = sum over levels of the per-level cross-products;
+    * D~_s'z~ = sum of z~ over the rows of level s (the group-constant part
+      of D~_s meets z~, whose group sums are zero);
+    * D~_s'D~_t = 1{s = t} N_s - sum_i 1{s, t in S_i}/n_i
+                = 1{s = t} N_s - sum_P r_P/n_P^2 1{s, t in P},
+      with r_P the rows whose group has level set P.
+
+    Two small GROUP BY queries (by level and by level set); no O(N) column
+    per dummy.
+    """
+    k = len(columns)
+    pairs = _pairs(k)
+    aggs = [f"sum({c})" for c in columns] + [f"sum(({columns[i]}) * ({columns[j]}))" for i, j in pairs]
+    rows = con.execute(
+        f"SELECT {dummy_fe}, count(*), {', '.join(aggs)} FROM {table} GROUP BY {dummy_fe}"
+    ).fetchall()
+    by_level = {int(r[0]): r for r in rows}
+    zz = _fill_symmetric([math.fsum(float(r[2 + k + p]) for r in rows) for p in range(len(pairs))], k)
+    nd = levels - 1
+    dz = np.zeros((nd, k))
+    n_s = np.zeros(levels + 1)
+    for s, r in by_level.items():
+        n_s[s] = float(r[1])
+        if s >= 2:
+            dz[s - 2] = [float(v) for v in r[2 : 2 + k]]
+    pats = con.execute(f"SELECT {pattern}, count(*) FROM {table} GROUP BY 1").fetchall()
+    pat = np.array([int(p) for p, _ in pats], dtype=np.int64)
+    bits = ((pat[:, None] >> np.arange(levels, dtype=np.int64)[None, :]) & 1).astype(float)  # level s -> col s-1
+    n_p = bits.sum(axis=1)
+    r_p = np.array([float(c) for _, c in pats])
+    b = bits[:, 1:]
+    dd = np.diag(n_s[2:]) - (b * (r_p / n_p**2)[:, None]).T @ b
+    out = np.empty((k + nd, k + nd))
+    idx_z = [0] + list(range(1 + nd, k + nd))
+    out[np.ix_(idx_z, idx_z)] = zz
+    out[1 : 1 + nd, 1 : 1 + nd] = dd
+    out[1 : 1 + nd, idx_z] = dz
+    out[np.ix_(idx_z, range(1, 1 + nd))] = dz.T
+    return out
+
+
+def period_effect_table(
+    con: duckdb.DuckDBPyConnection,
+    scope,
+    table: str,
+    dummy_fe: str,
+    pattern: str,
+    levels: int,
+    vectors: np.ndarray,
+) -> tuple[str, list[str]]:
+    """A relation of ``table`` joined with the demeaned dummy combinations D~ v.
+
+    ``vectors`` is L x m (row s-1 = level s).  Column ``__pe{j}`` of the
+    returned relation is (D~ v_j) of the row: v_j[level] - mean of v_j over
+    the row's level set; it comes from two small joined tables (per level and
+    per distinct level set), not from L dummy columns.
+    """
+    import pandas as pd
+
+    m = vectors.shape[1]
+    lv = pd.DataFrame({dummy_fe: np.arange(1, levels + 1, dtype=np.int32)})
+    for j in range(m):
+        lv[f"__pv{j}"] = vectors[:, j]
+    pats = np.array([int(p) for (p,) in con.execute(f"SELECT DISTINCT {pattern} FROM {table}").fetchall()],
+                    dtype=np.int64)
+    bits = ((pats[:, None] >> np.arange(levels, dtype=np.int64)[None, :]) & 1).astype(float)
+    pmeans = (bits @ vectors) / bits.sum(axis=1)[:, None]
+    pv = pd.DataFrame({pattern: pats})
+    for j in range(m):
+        pv[f"__pm{j}"] = pmeans[:, j]
+    t_l = scope.register(lv, "lv")
+    t_p = scope.register(pv, "pm")
+    sel = ", ".join(f"__pv{j} - __pm{j} AS __pe{j}" for j in range(m))
+    rel = (f"(SELECT d.*, {sel} FROM {table} d JOIN {t_l} l ON d.{dummy_fe} = l.{dummy_fe} "
+           f"JOIN {t_p} p ON d.{pattern} = p.{pattern})")
+    return rel, [f"__pe{j}" for j in range(m)]

@@ -1,13 +1,16 @@
 """The studies' program a refresh runs on each candidate vintage, persisted with it.
 
 Baseline (the resilience study's Table 3), the event study k = −4…7 (base −1), the placebo with
-500 permutations of adoption across cities, and the NQP study's Table 3 on the NQP index. All
-results go to main.estimates (+ placebo_draws, model_tests) with the vintage as run id.
+500 permutations of adoption across cities, and the NQP study's Table 3 on the NQP index. The
+studies are independent: the refresh flow runs them concurrently (`run_study` per study, each
+on its own connection), then `persist_program` writes them in one place, so main.estimates
+(+ placebo_draws, model_tests) carries the vintage as run id.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 
@@ -19,6 +22,13 @@ from estimation.studies import persist_study, run_baseline, run_event_study, run
 
 PLACEBO_DRAWS = 500
 PLACEBO_SEED = 20240601
+
+STUDIES: dict[str, Callable[[duckdb.DuckDBPyConnection], object]] = {
+    "baseline": run_baseline,
+    "event_study": run_event_study,
+    "placebo": lambda con: run_placebo(con, draws=PLACEBO_DRAWS, seed=PLACEBO_SEED),
+    "nqp_baseline": run_nqp_table3,
+}
 
 
 @dataclass
@@ -38,15 +48,23 @@ class ProgramResults:
         }
 
 
-def run_program(con: duckdb.DuckDBPyConnection, vintage: str, synthetic: bool,
-                draws: int = PLACEBO_DRAWS, seed: int = PLACEBO_SEED) -> ProgramResults:
-    baseline = run_baseline(con)
-    persist_estimates(con, vintage, vintage, synthetic, *baseline)
-    event_study = run_event_study(con)
-    persist_study(con, vintage, vintage, synthetic, "event_study", event_study)
-    placebo = run_placebo(con, draws=draws, seed=seed)
-    persist_study(con, vintage, vintage, synthetic, "placebo", placebo)
-    nqp_baseline = run_nqp_table3(con)
-    persist_estimates(con, vintage, vintage, synthetic, *nqp_baseline)
+def run_study(con: duckdb.DuckDBPyConnection, name: str):
+    """One study of the program on `con` (its temp tables stay on that connection)."""
+    return STUDIES[name](con)
+
+
+def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
+                    synthetic: bool) -> ProgramResults:
+    """Write every study's results with the vintage; return them for the report."""
+    persist_estimates(con, vintage, vintage, synthetic, *results["baseline"])
+    persist_study(con, vintage, vintage, synthetic, "event_study", results["event_study"])
+    persist_study(con, vintage, vintage, synthetic, "placebo", results["placebo"])
+    persist_estimates(con, vintage, vintage, synthetic, *results["nqp_baseline"])
     first, last = con.execute("select min(year), max(year) from main.analysis_panel").fetchone()
-    return ProgramResults(baseline, event_study, placebo, nqp_baseline, (int(first), int(last)))
+    return ProgramResults(results["baseline"], results["event_study"], results["placebo"],
+                          results["nqp_baseline"], (int(first), int(last)))
+
+
+def run_program(con: duckdb.DuckDBPyConnection, vintage: str, synthetic: bool) -> ProgramResults:
+    """The whole program, one study after the other, on one connection."""
+    return persist_program(con, {name: run_study(con, name) for name in STUDIES}, vintage, synthetic)

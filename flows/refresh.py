@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from prefect import flow, get_run_logger, task
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from warehouse.paths import Home
 
@@ -193,12 +194,33 @@ ingest_task = task(name="ingest landing files")(ingest)
 dbt_build_task = task(name="dbt build", retries=2, retry_delay_seconds=[2, 10])(dbt_build)
 validate_task = task(name="validate (raw and marts suites)")(validate)
 facts_task = task(name="collect load facts")(load_facts)
-estimate_task = task(name="estimate: baseline, event study, placebo")(estimate)
+def estimate_one(candidate: Path, name: str):
+    from estimation.program import run_study
+    from warehouse.publish import connect_for_write
+
+    # Same path and configuration: DuckDB shares one database instance between the threads.
+    with connect_for_write(candidate) as con:
+        return run_study(con, name)
+
+
+study_task = task(name="estimate", task_run_name="estimate: {name}")(estimate_one)
+
+
+@flow(name="estimation", task_runner=ThreadPoolTaskRunner(max_workers=4))
+def estimation_subflow(ws: Workspace, vintage: str, synthetic: bool):
+    """The studies' program with the independent studies running concurrently."""
+    from estimation.program import STUDIES, persist_program
+    from warehouse.publish import connect_for_write
+
+    futures = {name: study_task.submit(ws.candidate, name) for name in STUDIES}
+    results = {name: future.result() for name, future in futures.items()}
+    with connect_for_write(ws.candidate) as con:
+        return persist_program(con, results, vintage, synthetic)
 provenance_task = task(name="record provenance")(record_provenance)
 publish_task = task(name="publish")(publish)
 report_task = task(name="write report")(report)
 TASK_STEPS = Steps(prepare_task, ingest_task, dbt_build_task, validate_task, facts_task,
-                   estimate_task, provenance_task, publish_task, report_task)
+                   estimation_subflow, provenance_task, publish_task, report_task)
 
 
 # ---------------------------------------------------------------- the pipeline

@@ -187,3 +187,27 @@ def test_cli_query_answers_from_the_published_warehouse(published):
     expected = query(home, sql)
     assert [r["city_name"] for r in rows] == expected["city_name"].tolist()
     assert [r["res"] for r in rows] == pytest.approx(expected["res"].tolist(), abs=1e-12)
+
+
+def test_the_studies_ran_as_concurrent_tasks_of_an_estimation_subflow(published, harness):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    async def study_runs():
+        async with get_client() as client:
+            flows = await client.read_flows()
+            estimation = next(f for f in flows if f.name == "estimation")
+            runs = await client.read_flow_runs()
+            sub = [r for r in runs if r.flow_id == estimation.id]
+            tasks = await client.read_task_runs()
+            return sub, [t for t in tasks if t.flow_run_id in {r.id for r in sub}]
+
+    subflows, tasks = asyncio.run(study_runs())
+    assert subflows and all(r.state.is_completed() for r in subflows)
+    names = {t.name for t in tasks}
+    assert {"estimate: baseline", "estimate: event_study", "estimate: placebo",
+            "estimate: nqp_baseline"} <= names
+    starts = sorted(t.start_time for t in tasks if t.name.startswith("estimate: ") and t.start_time)
+    ends = sorted(t.end_time for t in tasks if t.name.startswith("estimate: ") and t.end_time)
+    assert starts[1] < ends[0]  # at least two studies overlapped in time
