@@ -122,7 +122,9 @@ def residual_moments(
     if kind == "cluster":
         if not 1 <= len(clusters) <= 2:
             raise ValueError("one or two cluster columns required")
-        sums = ", ".join(f"sum({w}__u * {zj}) AS __s{j}" for j, zj in enumerate(z))
+        # each grouping set partitions all rows, so every set's per-cluster SSRs
+        # add up to the SSR: one scan of r (no second reference to materialise)
+        sums = ", ".join(f"sum({w}__u * {zj}) AS __s{j}" for j, zj in enumerate(z)) + f", {ssr} AS __ssr_g"
         aggs = [f"fsum(__s{i} * __s{j})" for i, j in _pairs(k)]
         g = [f"__g{j}_" for j in range(len(clusters))]
         if len(g) == 1:
@@ -137,20 +139,20 @@ def residual_moments(
             f"""
             WITH {resid},
                  g AS ({grouped}),
-                 q AS (SELECT __set, count(*) AS __G, {", ".join(aggs)} FROM g GROUP BY __set),
-                 e AS (SELECT {ssr} AS __ssr FROM r)
-            SELECT e.__ssr, q.* FROM q, e ORDER BY q.__set
+                 q AS (SELECT __set, count(*) AS __G, {", ".join(aggs)}, fsum(__ssr_g) AS __ssr
+                       FROM g GROUP BY __set)
+            SELECT * FROM q ORDER BY __set
             """,
             params,
         ).fetchall()
-        by_set = {int(r[1]): r for r in rows}
-        ssr_val = float(rows[0][0])
+        by_set = {int(r[0]): r for r in rows}
+        ssr_val = float(rows[0][-1])
         if len(g) == 1:
             r0 = by_set[0]
-            return ResidualMoments(ssr_val, _fill_symmetric(r0[3:], k), int(r0[2]))
+            return ResidualMoments(ssr_val, _fill_symmetric(r0[2:-1], k), int(r0[1]))
         order = [1, 2, 0]  # A, B, A x B
-        meats = [_fill_symmetric(by_set[s][3:], k) for s in order]
-        sizes = [int(by_set[s][2]) for s in order]
+        meats = [_fill_symmetric(by_set[s][2:-1], k) for s in order]
+        sizes = [int(by_set[s][1]) for s in order]
         return ResidualMoments(
             ssr_val, meats[0] + meats[1] - meats[2], min(sizes[:2]), meats, sizes
         )

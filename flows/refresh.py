@@ -175,6 +175,7 @@ def report(ws: Workspace, summary: RefreshSummary, estimation, ground_truth: dic
 class Steps:
     """The pipeline's steps: Prefect tasks in the flow, the plain functions in a dry run."""
 
+    nothing_new: Callable
     prepare: Callable
     ingest: Callable
     dbt_build: Callable
@@ -186,9 +187,10 @@ class Steps:
     report: Callable
 
 
-PLAIN_STEPS = Steps(prepare, ingest, dbt_build, validate, load_facts, estimate, record_provenance,
+PLAIN_STEPS = Steps(nothing_new, prepare, ingest, dbt_build, validate, load_facts, estimate, record_provenance,
                     publish, report)
 
+nothing_new_task = task(name="check landing for new files")(nothing_new)
 prepare_task = task(name="prepare candidate warehouse")(prepare)
 ingest_task = task(name="ingest landing files")(ingest)
 dbt_build_task = task(name="dbt build", retries=2, retry_delay_seconds=[2, 10])(dbt_build)
@@ -219,7 +221,7 @@ def estimation_subflow(ws: Workspace, vintage: str, synthetic: bool):
 provenance_task = task(name="record provenance")(record_provenance)
 publish_task = task(name="publish")(publish)
 report_task = task(name="write report")(report)
-TASK_STEPS = Steps(prepare_task, ingest_task, dbt_build_task, validate_task, facts_task,
+TASK_STEPS = Steps(nothing_new_task, prepare_task, ingest_task, dbt_build_task, validate_task, facts_task,
                    estimation_subflow, provenance_task, publish_task, report_task)
 
 
@@ -243,7 +245,7 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
         summary.step_seconds[step] = round(now - clock, 2)
         clock = now
 
-    if not dry_run and nothing_new(ws):
+    if not dry_run and steps.nothing_new(ws):
         # Checked before the candidate is copied, so a refresh with no new files costs a
         # directory scan and a read of the manifest (hashes cached on size and mtime).
         summary.status = "unchanged"

@@ -71,7 +71,8 @@ def refresh_tampered(baseline: Home, tmp_path: Path, tamper):
     def dbt_build(ws, load_id):
         return DbtResult(True, "dbt build (skipped)", [], [], 0.0, "")
 
-    steps = dataclasses.replace(PLAIN_STEPS, prepare=prepare, ingest=ingest, dbt_build=dbt_build)
+    steps = dataclasses.replace(PLAIN_STEPS, nothing_new=lambda ws: False, prepare=prepare, ingest=ingest,
+                                dbt_build=dbt_build)
     before = sha256(home.warehouse_db)
     summary = run_pipeline(Workspace.for_refresh(home), vintage, steps)
     assert summary.status == "refused", "a tampered candidate was published"
