@@ -135,6 +135,22 @@ def choose_method(
     raise NotImplementedError("at most two fixed effects are supported")
 
 
+def _create_from_centred(con, out: str, table: str, keep_sql: str, centred, columns, sel: str, params) -> None:
+    """CREATE TEMP TABLE out AS the select `sel` over the grand-mean-centred columns.
+
+    The centring happens in a CTE so that each bound parameter (a grand mean) binds once.
+    """
+    cen = ", ".join(f"{e} AS {c}" for e, c in zip(centred, columns))
+    con.execute(
+        f"""
+        CREATE TEMP TABLE {out} AS
+        WITH z AS (SELECT {keep_sql}{cen} FROM {table})
+        SELECT {keep_sql}{sel} FROM z
+        """,
+        params,
+    )
+
+
 def demean(
     con: duckdb.DuckDBPyConnection,
     scope: TempScope,
@@ -192,18 +208,10 @@ def demean(
     if method == "oneway":
         out = scope.table("dm")
         f = fe[0]
-        cen = ", ".join(f"{e} AS {c}" for e, c in zip(centred, columns))
         sel = ", ".join(
             f"{c} - {_group_mean(c, f, weights, None)} AS {c}" for c in columns
         )
-        con.execute(
-            f"""
-            CREATE TEMP TABLE {out} AS
-            WITH z AS (SELECT {keep_sql}{cen} FROM {table})
-            SELECT {keep_sql}{sel} FROM z
-            """,
-            params,
-        )
+        _create_from_centred(con, out, table, keep_sql, centred, columns, sel, params)
         return Demeaned(out, columns, method, 1)
 
     if method == "balanced":
@@ -215,15 +223,7 @@ def demean(
             f"+ avg({c}) OVER () AS {c}"
             for c in columns
         )
-        cen = ", ".join(f"{e} AS {c}" for e, c in zip(centred, columns))
-        con.execute(
-            f"""
-            CREATE TEMP TABLE {out} AS
-            WITH z AS (SELECT {keep_sql}{cen} FROM {table})
-            SELECT {keep_sql}{sel} FROM z
-            """,
-            params,
-        )
+        _create_from_centred(con, out, table, keep_sql, centred, columns, sel, params)
         return Demeaned(out, columns, method, 1)
 
     if method == "within_dummies":
