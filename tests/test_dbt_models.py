@@ -276,3 +276,16 @@ def test_city_size_tiers_follow_the_2014_standard_as_the_generator_assigned_them
     expected = {code: tier for tier, codes in truth["city_size_tiers"].items() for code in codes}
     got = {row.city_code: generator_name[row.size_tier] for row in tiers.itertuples()}
     assert len(got) == 287 and got == {c: expected[c] for c in got}
+
+
+def test_node_weights_are_the_sums_of_their_indicator_weights(built):
+    _, database, _ = built
+    weights = frame(database, """select index_name, scope, weight_year, criterion, dimension, sub_dimension, weight
+        from index_weights where index_name = 'nqp_hierarchical' and scope = 'panel'""")
+    nodes = frame(database, """select level, node, weight from index_node_weights
+        where index_name = 'nqp_hierarchical' and scope = 'panel'""").set_index(["level", "node"])["weight"]
+    for level in ("criterion", "dimension", "sub_dimension"):
+        expected = weights.groupby(level)["weight"].sum()
+        got = nodes.loc[level].loc[expected.index]
+        assert got.to_numpy() == pytest.approx(expected.to_numpy(), abs=1e-12)
+        assert got.sum() == pytest.approx(1.0, abs=1e-12)

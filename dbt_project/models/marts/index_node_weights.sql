@@ -1,0 +1,27 @@
+-- Weights at every level of every index hierarchy: a node's weight is the sum of the entropy
+-- weights of its indicators (so each level's node weights sum to 1 per index, scope and year).
+with levels as (
+    select
+        index_name,
+        scope,
+        weight_year,
+        case
+            when grouping(criterion) = 0 then 'criterion'
+            when grouping(dimension) = 0 then 'dimension'
+            else 'sub_dimension'
+        end as level,
+        coalesce(criterion, dimension, sub_dimension) as node,
+        sum(weight) as weight,
+        count(*) as n_indicators
+    from {{ ref('int_index_weights') }}
+    group by grouping sets (
+        (index_name, scope, weight_year, criterion),
+        (index_name, scope, weight_year, dimension),
+        (index_name, scope, weight_year, sub_dimension)
+    )
+)
+
+select index_name, scope, weight_year, level, node, weight, n_indicators,
+       '{{ var("vintage") }}' as vintage
+from levels
+where node is not null
