@@ -1,7 +1,6 @@
 """The `cityres` command line."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time

@@ -26,13 +26,7 @@ with contributions as (
 levels as (
     select
         index_name,
-        case
-            when grouping(criterion) = 0 then 'criterion'
-            when grouping(dimension) = 0 then 'dimension'
-            when grouping(sub_dimension) = 0 then 'sub_dimension'
-            else 'index'
-        end as level,
-        coalesce(criterion, dimension, sub_dimension, index_name) as node,
+        {{ hierarchy_level_and_node() }},
         grouping(criterion) = 0 and criterion is null
             or grouping(dimension) = 0 and dimension is null
             or grouping(sub_dimension) = 0 and sub_dimension is null as is_empty_node,

@@ -5,12 +5,7 @@ with levels as (
         index_name,
         scope,
         weight_year,
-        case
-            when grouping(criterion) = 0 then 'criterion'
-            when grouping(dimension) = 0 then 'dimension'
-            else 'sub_dimension'
-        end as level,
-        coalesce(criterion, dimension, sub_dimension) as node,
+        {{ hierarchy_level_and_node() }},
         sum(weight) as weight,
         count(*) as n_indicators
     from {{ ref('int_index_weights') }}
@@ -24,4 +19,5 @@ with levels as (
 select index_name, scope, weight_year, level, node, weight, n_indicators,
        '{{ var("vintage") }}' as vintage
 from levels
-where node is not null
+-- a two-level index has no criterion: its empty criterion group is not a node
+where not (level = 'criterion' and node = index_name)
