@@ -34,7 +34,12 @@ from .collinear import find_collinear
 from .demean import MAX_DUMMIES, column_stats, demean
 from .formula import Formula, parse_formula
 from .inference import t_inference, wald_test
-from .moments import cross_products, period_effect_table, residual_moments, within_dummies_gram
+from .moments import (
+    cross_products,
+    period_effect_table,
+    residual_moments,
+    within_dummies_gram,
+)
 from .result import FeolsResult
 from .sample import build_sample, complete_sql
 from .sqlutil import resolve_relation, temp_scope

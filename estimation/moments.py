@@ -24,8 +24,8 @@ score products cancel) are compensated (``fsum``, Kahan-Babuska).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb

@@ -18,7 +18,13 @@ from estimation.baseline import ModelSpec, persist_estimates
 from estimation.event_study import EventStudyResult
 from estimation.placebo import PlaceboResult
 from estimation.result import FeolsResult
-from estimation.studies import persist_study, run_baseline, run_event_study, run_nqp_table3, run_placebo
+from estimation.studies import (
+    persist_study,
+    run_baseline,
+    run_event_study,
+    run_nqp_table3,
+    run_placebo,
+)
 
 PLACEBO_DRAWS = 500
 PLACEBO_SEED = 20240601

@@ -16,6 +16,7 @@ from expectations.gate import CheckResult, ValidationOutcome
 from expectations.marts_suite import marts_batches
 from expectations.raw_suite import raw_batches
 from expectations.runner import Batch, run_batches
+from warehouse.connections import connect_read_only
 
 
 def _not_run(suite: str, error: Exception) -> CheckResult:
@@ -45,7 +46,7 @@ def audit(database: Path, run_id: str, *, load_id: str | None, rebuilt: set[str]
     are validated by the marts suite)."""
     outcome = ValidationOutcome()
     batches: list[Batch] = []
-    with duckdb.connect(str(database), read_only=True) as con:
+    with connect_read_only(database) as con:
         try:
             batches += raw_batches(con, load_id)
         except duckdb.Error as exc:

@@ -12,11 +12,20 @@ import duckdb
 import pandas as pd
 
 from expectations.config import (
-    COVERAGE_COLUMNS, COVERAGE_INDICES, COVERAGE_MIN, CRITICAL, INDEX_COLUMNS,
-    JUMP_THRESHOLD, JUMP_THRESHOLD_BY_VARIABLE, KS_THRESHOLD, RATIO_BOUNDS, WARNING,
+    COVERAGE_COLUMNS,
+    COVERAGE_INDICES,
+    COVERAGE_MIN,
+    CRITICAL,
+    INDEX_COLUMNS,
+    JUMP_THRESHOLD,
+    JUMP_THRESHOLD_BY_VARIABLE,
+    KS_THRESHOLD,
+    RATIO_BOUNDS,
+    WARNING,
     WEIGHT_TOLERANCE,
 )
 from expectations.runner import Batch, Expect
+from warehouse.connections import connect_read_only
 
 WEIGHT_GROUP_KEYS = ("index_name", "scope", "weight_year")
 
@@ -218,7 +227,7 @@ def drift_frame(candidate: duckdb.DuckDBPyConnection, previous: Path) -> pd.Data
     """KS statistic of every index indicator: candidate against the published vintage."""
     from scipy.stats import ks_2samp
 
-    with duckdb.connect(str(previous), read_only=True) as con:
+    with connect_read_only(previous) as con:
         old = con.execute(INDEX_INPUTS_SQL).df()
     new = candidate.execute(INDEX_INPUTS_SQL).df()
     old_groups = dict(tuple(old.groupby(["index_name", "indicator"])))

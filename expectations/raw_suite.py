@@ -14,7 +14,10 @@ import duckdb
 import pandas as pd
 
 from expectations.config import (
-    CRITICAL, PLAUSIBLE_RANGES, REQUIRED_VARIABLES, ROW_COUNT_BANDS,
+    CRITICAL,
+    PLAUSIBLE_RANGES,
+    REQUIRED_VARIABLES,
+    ROW_COUNT_BANDS,
 )
 from expectations.runner import Batch, Expect
 

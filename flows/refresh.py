@@ -345,11 +345,10 @@ def validate_published(home: Home) -> dict:
     from expectations.config import GX_DOCS_KEEP
     from expectations.results import write_validation_json
     from expectations.runner import prune_docs
+    from warehouse.connections import connect_read_only
     from warehouse.ingest import new_load_id
     from warehouse.provenance import is_synthetic
     from warehouse.report import collect_facts
-
-    import duckdb
 
     def load_facts_of(database: Path) -> dict:
         return collect_facts(database, None, vintage, marts_built=True)
@@ -365,7 +364,7 @@ def validate_published(home: Home) -> dict:
     summary.record_validation(outcome)
     summary.facts = load_facts_of(home.warehouse_db)
     summary.step_seconds["validate"] = round(time.perf_counter() - started, 2)
-    with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
+    with connect_read_only(home.warehouse_db) as con:
         summary.synthetic = is_synthetic(con)
     summary.report = str(report(Workspace.for_refresh(home), summary, None, None, home.warehouse_db))
     return summary.to_dict()

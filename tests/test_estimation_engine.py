@@ -11,17 +11,11 @@ import pytest
 import statsmodels.formula.api as smf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_twfe_against_pyfixest import COEF_TOL, SE_RTOL, assert_matches, make_panel, pf_fit, unbalance
+from oracles import COEF_TOL, SE_RTOL, assert_matches, pf_fit
+from panels import make_panel, unbalance
 
 from estimation import IFactor, feols, parse_formula
-from estimation.simulate import did_panel
-
-
-@pytest.fixture
-def con():
-    c = duckdb.connect()
-    yield c
-    c.close()
+from panels import did_panel
 
 
 def event_panel(seed: int, drop: float = 0.0) -> pd.DataFrame:

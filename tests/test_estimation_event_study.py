@@ -6,10 +6,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from test_twfe_against_pyfixest import COEF_TOL, SE_RTOL, pf_fit
+from oracles import COEF_TOL, SE_RTOL, pf_fit
 
 from estimation.event_study import event_term, run_event_study
-from estimation.simulate import did_panel
+from panels import did_panel
 from estimation.studies import persist_study, run_nqp_event_study
 
 
@@ -22,11 +22,9 @@ def panel() -> pd.DataFrame:
 
 
 @pytest.fixture
-def con(panel):
-    c = duckdb.connect()
-    c.register("panel", panel)
-    yield c
-    c.close()
+def con(con, panel):
+    con.register("panel", panel)
+    return con
 
 
 def observed_adoption(df: pd.DataFrame) -> pd.Series:

@@ -7,11 +7,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from test_twfe_against_pyfixest import COEF_TOL, SE_RTOL, pf_fit
+from oracles import COEF_TOL, SE_RTOL, pf_fit
 
 from estimation.assign import draw_assignments
 from estimation.placebo import run_placebo
-from estimation.simulate import did_panel
+from panels import did_panel
 from estimation.studies import persist_study
 
 FML = "y ~ did + x1 + x2 | unit + year"

@@ -10,10 +10,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from test_twfe_against_pyfixest import assert_matches, pf_fit
+from oracles import assert_matches, pf_fit
 from typer.testing import CliRunner
 
-from estimation.baseline import CONTROLS, persist_estimates
+from estimation.baseline import persist_estimates
 from estimation.studies import nqp_table3_specs, run_baseline, run_nqp_table3, table3
 from warehouse.cli import app
 from warehouse.sample.generate import simulate
@@ -49,12 +49,10 @@ def sample_panel() -> pd.DataFrame:
 
 
 @pytest.fixture
-def con(sample_panel):
-    c = duckdb.connect()
-    c.execute("create schema if not exists main")
-    c.execute("create table main.analysis_panel as select * from sample_panel")
-    yield c
-    c.close()
+def con(con, sample_panel):
+    con.execute("create schema if not exists main")
+    con.execute("create table main.analysis_panel as select * from sample_panel")
+    return con
 
 
 def test_table3_both_studies_match_pyfixest(con, sample_panel):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -24,15 +23,7 @@ FIRM_SCALE = 0.02
 
 
 @pytest.fixture(scope="module")
-def harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
-
-
-@pytest.fixture(scope="module")
-def published(tmp_path_factory, harness):
+def published(tmp_path_factory, prefect_harness):
     from flows.refresh import refresh
 
     home = Home(tmp_path_factory.mktemp("home")).ensure()
@@ -189,7 +180,7 @@ def test_cli_query_answers_from_the_published_warehouse(published):
     assert [r["res"] for r in rows] == pytest.approx(expected["res"].tolist(), abs=1e-12)
 
 
-def test_the_studies_ran_as_concurrent_tasks_of_an_estimation_subflow(published, harness):
+def test_the_studies_ran_as_concurrent_tasks_of_an_estimation_subflow(published, prefect_harness):
     import asyncio
 
     from prefect.client.orchestration import get_client

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -35,25 +34,38 @@ def answers(url: str) -> bool:
         return False
 
 
+def start_serve(tmp_path: Path, env: dict, attempts: int = 5):
+    """Start `cityres serve` on a free loopback port; retry on another port if the one picked
+    was taken in the meantime (another process may bind it between our probe and the server)."""
+    for _ in range(attempts):
+        port = free_port()
+        log = open(tmp_path / "serve.log", "w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "serve", "--port", str(port), "--poll-seconds", "1",
+             "--settle-seconds", "2", "--cron", "0 3 * * *"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and not answers(f"http://127.0.0.1:{port}/api/health"):
+            assert time.monotonic() < deadline, "the Prefect server did not start"
+            time.sleep(1)
+        if proc.poll() is None:
+            return proc, port, log
+        log.close()
+        output = (tmp_path / "serve.log").read_text()
+        if "already" not in output and "address" not in output.lower():
+            raise AssertionError(output[-4000:])
+    raise AssertionError(f"no free port after {attempts} attempts")
+
+
 def test_serve_publishes_a_dropped_delivery_and_stops_on_ctrl_c(tmp_path):
     home, stage = tmp_path / "home", tmp_path / "stage"
     write_sample(stage, firm_scale=0.01)
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(CITYRES_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
-    log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "warehouse.cli", "serve", "--port", str(port), "--poll-seconds", "1",
-         "--settle-seconds", "2", "--cron", "0 3 * * *"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    proc, port, log = start_serve(tmp_path, env)
     health = f"http://127.0.0.1:{port}/api/health"
     try:
-        deadline = time.monotonic() + 120
-        while not answers(health):
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "the Prefect server did not start"
-            time.sleep(1)
         shutil.copytree(stage, home / "landing", dirs_exist_ok=True)
         last = home / "reports" / "last_refresh.json"
         deadline = time.monotonic() + PUBLISH_TIMEOUT_S

@@ -23,18 +23,7 @@ GDP = "地区生产总值(万元)"
 
 
 @pytest.fixture(scope="module")
-def harness():
-    import os
-
-    from prefect.testing.utilities import prefect_test_harness
-
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
-
-
-@pytest.fixture(scope="module")
-def baseline(tmp_path_factory, harness) -> Home:
+def baseline(tmp_path_factory, prefect_harness) -> Home:
     from flows.refresh import refresh
 
     home = Home(tmp_path_factory.mktemp("baseline")).ensure()

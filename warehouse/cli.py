@@ -202,13 +202,13 @@ def _latest_report(h: Home) -> str:
 
 
 def _show_results(h: Home) -> None:
-    import duckdb
 
     from estimation.baseline import baseline_specs, run_specs
+    from warehouse.connections import connect_read_only
     from warehouse.provenance import SYNTHETIC_BANNER, is_synthetic
     from warehouse.report import baseline_table, top_cities
 
-    with duckdb.connect(str(h.warehouse_db), read_only=True) as con:
+    with connect_read_only(h.warehouse_db) as con:
         synthetic = is_synthetic(con)
         if synthetic:
             console.print(f"\n[bold yellow]{SYNTHETIC_BANNER}[/]")
@@ -235,7 +235,9 @@ def query(
     if not h.warehouse_db.exists():
         console.print(f"[red]no published warehouse at {h.warehouse_db}; run `cityres refresh` first[/]")
         raise typer.Exit(2)
-    with duckdb.connect(str(h.warehouse_db), read_only=True) as con:
+    from warehouse.connections import connect_read_only
+
+    with connect_read_only(h.warehouse_db) as con:
         try:
             frame = con.execute(sql).df()
         except duckdb.Error as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
+from warehouse.connections import connect_read_only
 
 COVERAGE_SQL = """
 select coverage, count(*) as cells
@@ -37,7 +37,7 @@ class CoverageSummary:
 
 def coverage_summary(database: Path) -> CoverageSummary:
     """Panel-year cell coverage and name-resolution counts of a built warehouse."""
-    with duckdb.connect(str(database), read_only=True) as con:
+    with connect_read_only(database) as con:
         cells = dict(con.execute(COVERAGE_SQL).fetchall())
         names = [dict(zip(("source", "match_type", "names", "needed_province"), row))
                  for row in con.execute(NAMES_SQL).fetchall()]

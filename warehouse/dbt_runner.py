@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from warehouse.connections import connect_memory
 from warehouse.paths import DBT_PROJECT_DIR
 
 
@@ -21,10 +22,17 @@ class DbtResult:
     log_tail: str
 
 
+def _duckdb_threads() -> str:
+    """DuckDB's thread count as the product's own connections get it (honours CITYRES_DUCKDB_THREADS)."""
+    with connect_memory() as con:
+        return str(con.execute("select current_setting('threads')").fetchone()[0])
+
+
 def dbt_env(database: Path, work_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         CITYRES_DBT_DATABASE=str(database),
+        CITYRES_DBT_DUCKDB_THREADS=_duckdb_threads(),
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
         DBT_TARGET_PATH=str(work_dir / "target"),
         DBT_LOG_PATH=str(work_dir / "logs"),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.connections import connect_read_only
 from warehouse.ingest import landing_files, sha256_of
 
 CACHE_FILE = "landing_hashes.json"
@@ -20,7 +21,7 @@ def loaded_hashes(warehouse_db: Path) -> set[str]:
     """Content hashes already loaded into the published warehouse (empty if none yet)."""
     if not warehouse_db.exists():
         return set()
-    with duckdb.connect(str(warehouse_db), read_only=True) as con:
+    with connect_read_only(warehouse_db) as con:
         try:
             return {r[0] for r in con.execute(
                 "select sha256 from raw.load_manifest where status = 'loaded'").fetchall()}

@@ -9,18 +9,11 @@ import os
 import shutil
 from pathlib import Path
 
-import duckdb
-
-# Files stay readable by DuckDB 1.x clients (R, older CLIs) that economists often use.
-STORAGE_COMPATIBILITY = "v1.4.0"
+from warehouse.connections import connect_for_write
 
 
 class PublishRefused(RuntimeError):
     """Publishing was asked for a candidate whose audit failed a critical expectation."""
-
-
-def connect_for_write(path: Path) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY})
 
 
 def prepare_candidate(published: Path, candidate: Path) -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from expectations.config import EXAMPLES_IN_REPORT, REVISION_TOLERANCE
+from warehouse.connections import connect_memory, connect_read_only
 from warehouse.paths import Home
 from warehouse.provenance import SYNTHETIC_BANNER
 
@@ -222,7 +223,7 @@ def collect_facts(candidate: Path, published: Path | None, vintage: str, marts_b
     """What the load brings, read before publishing (the published file is about to be replaced)."""
     facts: dict = {"files": [], "first_load": published is None or not published.exists(),
                    "changes": None, "imputed": None, "revisions": None, "errors": []}
-    with closing(duckdb.connect()) as con:
+    with closing(connect_memory()) as con:
         _attach(con, candidate, "cand")
         facts["files"] = _records(con.execute(FILES_SQL, [vintage]).df())
         if not marts_built:
@@ -498,7 +499,7 @@ def write_report(home: Home, summary, estimation, ground_truth: dict | None,
         index_db = home.warehouse_db
     top = []
     if index_db is not None and Path(index_db).exists():
-        with duckdb.connect(str(index_db), read_only=True) as con:
+        with connect_read_only(index_db) as con:
             top = _records(top_cities(con))
     baseline_md = baseline_html = ""
     truth: list[str] = []

@@ -53,7 +53,6 @@ def sample_warehouse(workdir: Path) -> Path:
 
 def bench_placebo(db: Path, draws: int, repeats: int = 3) -> dict:
     import duckdb
-    import pandas as pd
     import pyfixest as pf
 
     from estimation.placebo import run_placebo
@@ -128,7 +127,7 @@ def run_worker(side: str, path: Path) -> dict:
 
 
 def generate(path: str) -> None:
-    from estimation.simulate import did_panel
+    from tests.panels import did_panel
 
     did_panel(1_000_000, 10, 42, n_controls=5, drop=0.1, cohorts=(2014, 2016, 2018)).to_parquet(path)
 

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from warehouse.sample import dgp_nqp, national
-from warehouse.sample.cities import JINAN, LAIWU, LAIWU_LAST_YEAR, SIZE_TIERS, CityTable, size_tier
+from warehouse.sample.cities import (
+    JINAN,
+    LAIWU,
+    LAIWU_LAST_YEAR,
+    SIZE_TIERS,
+    CityTable,
+    size_tier,
+)
 from warehouse.sample.policy import PolicyDesign
 
 BASE_YEAR = 2011

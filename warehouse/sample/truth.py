@@ -11,7 +11,14 @@ from warehouse.sample import policy as pol
 from warehouse.sample.cities import TIER_NAMES, CityTable
 from warehouse.sample.dgp import POLICY_EFFECTS, Latent
 from warehouse.sample.firms import FirmCounts
-from warehouse.sample.index import DIMENSIONS, INDICATOR_NAMES, INDICATORS, EntropyModel, fit_entropy, indicators
+from warehouse.sample.index import (
+    DIMENSIONS,
+    INDICATOR_NAMES,
+    INDICATORS,
+    EntropyModel,
+    fit_entropy,
+    indicators,
+)
 
 NOTES = (
     "SYNTHETIC data. All truth values are computed from the complete, unrounded latent data of the "
