@@ -1,4 +1,9 @@
-"""SQL-native econometrics on DuckDB: fixed-effects OLS, event studies, placebo batches, tables.
+"""SQL-native econometrics on DuckDB.
+
+* :mod:`estimation.engine` - the generic engine (fixed-effects OLS, event studies, placebo
+  batches, tables, figures), re-exported here;
+* :mod:`estimation.studies` - one module per published study: its specifications, tables
+  and ground-truth comparisons, built on the engine.
 
 >>> from estimation import feols, regression_table
 >>> res = feols(con, "panel", "res ~ did + x1 | city_code + year",
@@ -6,15 +11,23 @@
 >>> res.tidy()
 """
 
-from .demean import DemeanNotConverged
-from .event_study import EventStudyResult, run_event_study
-from .formula import Formula, IFactor, parse_formula
-from .inference import WaldTest
-from .model import INTERCEPT, feols
-from .placebo import PlaceboResult, run_placebo
-from .result import FeolsResult
-from .tables import RegressionTable, regression_table
-from .vcov import SSC
+from .engine import (
+    INTERCEPT,
+    SSC,
+    DemeanNotConverged,
+    EventStudyResult,
+    FeolsResult,
+    Formula,
+    IFactor,
+    PlaceboResult,
+    RegressionTable,
+    WaldTest,
+    feols,
+    parse_formula,
+    regression_table,
+    run_event_study,
+    run_placebo,
+)
 
 __all__ = [
     "INTERCEPT",

@@ -83,11 +83,11 @@ class Workspace:
 
 def nothing_new(ws: Workspace) -> bool:
     """The published warehouse already holds every landing file's content."""
-    from warehouse.landing import CACHE_FILE, loaded_hashes, new_landing_files
+    from warehouse.landing import CACHE_FILE, landing_delta, loaded_hashes
 
     if not ws.home.warehouse_db.exists():
         return False
-    return not new_landing_files(ws.landing, loaded_hashes(ws.home.warehouse_db), ws.home.root / CACHE_FILE)
+    return not landing_delta(ws.landing, loaded_hashes(ws.home.warehouse_db), ws.home.root / CACHE_FILE).new
 
 
 def prepare(ws: Workspace) -> Path:
@@ -133,7 +133,7 @@ def validate(ws: Workspace, vintage: str, dbt_succeeded: bool):
 
 def load_facts(ws: Workspace, vintage: str, marts_built: bool) -> dict:
     from warehouse.coverage import coverage_summary
-    from warehouse.report import collect_facts
+    from flows.report import collect_facts
 
     facts = collect_facts(ws.candidate, ws.home.warehouse_db, vintage, marts_built)
     if marts_built:
@@ -143,7 +143,7 @@ def load_facts(ws: Workspace, vintage: str, marts_built: bool) -> dict:
 
 def estimate(ws: Workspace, vintage: str, synthetic: bool):
     """The studies' program on the candidate, so a vintage is published with its results."""
-    from estimation.program import run_program
+    from estimation.studies.program import run_program
     from warehouse.publish import connect_for_write
 
     with connect_for_write(ws.candidate) as con:
@@ -166,7 +166,7 @@ def publish(ws: Workspace, outcome) -> None:
 
 def report(ws: Workspace, summary: RefreshSummary, estimation, ground_truth: dict | None,
            index_db: Path | None = None) -> Path:
-    from warehouse.report import write_report
+    from flows.report import write_report
 
     return write_report(ws.home, summary, estimation, ground_truth, index_db=index_db)
 
@@ -197,7 +197,7 @@ dbt_build_task = task(name="dbt build", retries=2, retry_delay_seconds=[2, 10])(
 validate_task = task(name="validate (raw and marts suites)")(validate)
 facts_task = task(name="collect load facts")(load_facts)
 def estimate_one(candidate: Path, name: str):
-    from estimation.program import run_study
+    from estimation.studies.program import run_study
     from warehouse.publish import connect_for_write
 
     # Same path and configuration: DuckDB shares one database instance between the threads.
@@ -211,7 +211,7 @@ study_task = task(name="estimate", task_run_name="estimate: {name}")(estimate_on
 @flow(name="estimation", task_runner=ThreadPoolTaskRunner(max_workers=4))
 def estimation_subflow(ws: Workspace, vintage: str, synthetic: bool):
     """The studies' program with the independent studies running concurrently."""
-    from estimation.program import STUDIES, persist_program
+    from estimation.studies.program import STUDIES, persist_program
     from warehouse.publish import connect_for_write
 
     futures = {name: study_task.submit(ws.candidate, name) for name in STUDIES}
@@ -348,7 +348,7 @@ def validate_published(home: Home) -> dict:
     from warehouse.connections import connect_read_only
     from warehouse.ingest import new_load_id
     from warehouse.provenance import is_synthetic
-    from warehouse.report import collect_facts
+    from flows.report import collect_facts
 
     def load_facts_of(database: Path) -> dict:
         return collect_facts(database, None, vintage, marts_built=True)

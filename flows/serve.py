@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from flows.watch import LandingWatcher
-from warehouse.landing import loaded_hashes
+from warehouse.landing import CACHE_FILE, loaded_hashes
 from warehouse.paths import Home
 from warehouse.settings import ServeSettings
 
@@ -80,7 +80,7 @@ def watch_landing(home: Home, settings: ServeSettings, flow_name: str, stop: thr
     """Start a run of the served deployment whenever new landing files have settled."""
     from prefect.deployments import run_deployment
 
-    watcher = LandingWatcher(home.landing, settings.settle_seconds)
+    watcher = LandingWatcher(home.landing, settings.settle_seconds, home.root / CACHE_FILE)
     refused: set[frozenset[str]] = set()
     while not stop.wait(settings.poll_seconds):
         try:

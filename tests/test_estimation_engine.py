@@ -4,7 +4,6 @@ within-plus-dummies demeaning of unbalanced panels, and the MAP stopping rule.""
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 from oracles import COEF_TOL, SE_RTOL, pf_fit
 
-from estimation.event_study import event_term, run_event_study
+from estimation.engine.event_study import event_term, run_event_study
 from panels import did_panel
-from estimation.studies import persist_study, run_nqp_event_study
+from estimation.studies import nqp
+from estimation.studies.common import persist_study
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_without_binning_out_of_window_times_join_the_base(con, panel):
 
 
 def test_nqp_event_study_labels_tables_plot_and_persistence(con, tmp_path):
-    es = run_nqp_event_study(con, "panel", outcome="y", controls=["x1"], treatment="post",
+    es = nqp.run_event_study(con, "panel", outcome="y", controls=["x1"], treatment="post",
                              unit="unit", time="year")
     assert (es.leads, es.lags, es.base) == (2, 6, 0)
     md = es.table("markdown", labels="study")

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from oracles import COEF_TOL, SE_RTOL, pf_fit
 
-from estimation.assign import draw_assignments
-from estimation.placebo import run_placebo
+from estimation.engine.assign import draw_assignments
+from estimation.engine.placebo import run_placebo
 from panels import did_panel
-from estimation.studies import persist_study
+from estimation.studies.common import persist_study
 
 FML = "y ~ did + x1 + x2 | unit + year"
 

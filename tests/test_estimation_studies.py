@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import json
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 from oracles import assert_matches, pf_fit
 from typer.testing import CliRunner
 
-from estimation.baseline import persist_estimates
-from estimation.studies import nqp_table3_specs, run_baseline, run_nqp_table3, table3
-from warehouse.cli import app
+from estimation.studies.common import persist_estimates
+from estimation.studies import nqp, resilience
+from estimation.studies.common import table3
+from flows.cli import app
 from warehouse.sample.generate import simulate
 
 CONTROLS = ["eocden", "traff", "gove", "inv", "salary"]
@@ -56,36 +56,36 @@ def con(con, sample_panel):
 
 
 def test_table3_both_studies_match_pyfixest(con, sample_panel):
-    specs, results = run_baseline(con)
+    specs, results = resilience.run_table3(con)
     assert [s.model_id for s in specs] == [f"table3_col{i}" for i in range(1, 5)]
     for spec, res in zip(specs, results):
         assert_matches(res, pf_fit(spec.formula, sample_panel, {"CRV1": "city_code"}), has_fe=bool(spec.fixed_effects))
     # the NQP study's Table 3 is the same layout on another outcome: tested on `res`
-    nspecs, nres = run_nqp_table3(con, outcome="res", controls=CONTROLS)
+    nspecs, nres = nqp.run_table3(con, outcome="res", controls=CONTROLS)
     assert [s.model_id for s in nspecs] == [f"nqp_table3_col{i}" for i in range(1, 5)]
     for a, b in zip(results, nres):  # DuckDB's parallel sums may differ in the last bit
         np.testing.assert_allclose(a.coef.to_numpy(), b.coef.to_numpy(), rtol=1e-12, atol=1e-15)
-    assert nqp_table3_specs()[3].formula == (
+    assert nqp.specs()[3].formula == (
         "nqp ~ did + ln_gdp_per_capita + industrial_structure + consumption_ratio + loans_to_gdp + gove"
         " | city_code + year")
 
 
 def test_table3_renders_like_the_studies(con):
-    specs, results = run_baseline(con)
+    specs, results = resilience.run_table3(con)
     md = table3(specs, results, "markdown")
     for row in ("DID", "EOCDEN", "Constant", "City FE", "Year FE", "Observations", "R-squared"):
         assert f"| {row} |" in md
     assert "| City FE | NO | YES | NO | YES |" in md
     assert "3,444" in md and "clustered by city\\_code" in md
-    nqp = table3(*run_nqp_table3(con, outcome="res", controls=CONTROLS), "latex", adj_r2=True)
-    assert "Adj. R-squared" in nqp and r"\toprule" in nqp
+    nqp_tex = table3(*nqp.run_table3(con, outcome="res", controls=CONTROLS), "latex", adj_r2=True)
+    assert "Adj. R-squared" in nqp_tex and r"\toprule" in nqp_tex
     html = table3(specs, results, "html")
     # header rows, coef + se rows, FE rows, N and R2, the note
     assert html.count("<tr") == 2 + 2 * 7 + 2 + 2 + 1
 
 
 def test_persisted_estimates(con):
-    specs, results = run_baseline(con)
+    specs, results = resilience.run_table3(con)
     n = persist_estimates(con, "run-x", "v-x", True, specs, results)
     assert n == sum(len(r.coef) for r in results)
     got = con.execute(

@@ -231,7 +231,7 @@ def test_an_unresolvable_name_that_slipped_past_ingest_is_caught_by_the_raw_suit
 def _cli(monkeypatch, home: Home, *args: str):
     from typer.testing import CliRunner
 
-    from warehouse.cli import app
+    from flows.cli import app
 
     monkeypatch.setenv("CITYRES_HOME", str(home.root))  # the CLI sets these; restore them afterwards
     monkeypatch.setenv("PREFECT_HOME", str(home.root / "prefect"))

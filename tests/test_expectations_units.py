@@ -121,7 +121,7 @@ def test_prune_docs_keeps_the_newest_loads_and_their_reports(tmp_path):
 
 def test_report_lists_failures_with_their_rows_and_escapes_html(tmp_path):
     from flows.refresh import RefreshSummary
-    from warehouse.report import write_report
+    from flows.report import write_report
 
     home = Home(tmp_path).ensure()
     summary = RefreshSummary(vintage="L9", status="refused", reasons=["1 critical expectation(s) failed"],

@@ -85,13 +85,12 @@ def test_index_is_right_skewed_like_the_study(published):
 def test_baseline_matches_pyfixest_and_covers_the_true_att(published):
     import pyfixest as pf
 
-    from estimation.baseline import baseline_specs, run_specs
+    from estimation.studies import resilience
 
     home, _, truth = published
     panel = query(home, "select * from analysis_panel")
     with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
-        specs = baseline_specs()
-        results = run_specs(con, specs)
+        specs, results = resilience.run_table3(con)
     for spec, ours in zip(specs, results):
         ref = pf.feols(spec.formula, data=panel, vcov={"CRV1": "city_code"}, fixef_tol=1e-12)
         ref_coef, ref_se = ref.coef(), ref.se()
@@ -168,7 +167,7 @@ def test_a_file_with_an_unknown_city_is_refused_and_nothing_is_published(publish
 def test_cli_query_answers_from_the_published_warehouse(published):
     from typer.testing import CliRunner
 
-    from warehouse.cli import app
+    from flows.cli import app
 
     home, _, _ = published
     sql = "select city_name, year, res from resilience_index order by res desc limit 5"

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -41,7 +42,7 @@ def start_serve(tmp_path: Path, env: dict, attempts: int = 5):
         port = free_port()
         log = open(tmp_path / "serve.log", "w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "warehouse.cli", "serve", "--port", str(port), "--poll-seconds", "1",
+            [sys.executable, "-m", "flows.cli", "serve", "--port", str(port), "--poll-seconds", "1",
              "--settle-seconds", "2", "--cron", "0 3 * * *"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )

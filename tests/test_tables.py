@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from estimation import FeolsResult, feols, regression_table
-from estimation.tables import stars_for
+from estimation.engine.tables import stars_for
 
 
 def fake_result(coef, se, p, *, fixef=(), regressors=None, nobs=1000, r2=0.5, vcov="CRV1",

@@ -7,7 +7,6 @@ refuses to publish (see flows/refresh.py).
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from warehouse.landing import landing_delta, manifest_hashes
 from warehouse.names import CityResolver, city_key, default_resolver
 from warehouse.readers import UnreadableFile, decode, read_rows
 
@@ -92,28 +92,9 @@ def new_load_id(now: datetime | None = None) -> str:
     return "L" + now.strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def year_from_name(name: str) -> int | None:
     match = YEAR_IN_NAME.search(name)
     return int(match.group(0)) if match else None
-
-
-def landing_files(landing: Path) -> list[tuple[str, Path]]:
-    """(source, path) for every delivered file, in a stable order."""
-    found = []
-    for path in sorted(p for p in landing.rglob("*") if p.is_file()):
-        rel = path.relative_to(landing)
-        if rel.name.startswith((".", "~$")) or len(rel.parts) < 2:
-            continue  # editor lock files, and files not in a source folder (README, ground truth)
-        found.append((rel.parts[0], path))
-    return found
 
 
 # ---------------------------------------------------------------- city tables (wide, one row per city)
@@ -278,12 +259,14 @@ def ingest_landing(con: duckdb.DuckDBPyConnection, landing: Path, archive_dir: P
     con.execute(RAW_DDL)
     resolver = resolver or default_resolver()
     summary = IngestSummary(load_id or new_load_id())
-    loaded = {row[0] for row in con.execute(
-        "select sha256 from raw.load_manifest where status = 'loaded'").fetchall()}
-    for source, path in landing_files(landing):
+    delta = landing_delta(landing, manifest_hashes(con))
+    for item in delta.loaded:
+        summary.files.append(FileLoad(item.source, item.path.relative_to(landing).as_posix(), item.sha256, "skipped"))
+    loaded: set[str] = set()
+    for item in delta.new:
+        source, path, sha = item.source, item.path, item.sha256
         file_name = path.relative_to(landing).as_posix()
-        sha = sha256_of(path)
-        if sha in loaded:
+        if sha in loaded:  # the same content delivered twice in one landing: load it once
             summary.files.append(FileLoad(source, file_name, sha, "skipped"))
             continue
         archived = _archive(path, source, sha, archive_dir)

@@ -1,42 +1,85 @@
-"""Cheap answers about the landing folder: which files hold content not loaded yet.
+"""The landing folder: which files are delivered, their content hashes, and which are new.
 
-Content hashes are cached in $CITYRES_HOME/landing_hashes.json keyed on (path, size,
-modification time), so a refresh with nothing new does not re-read gigabytes of deliveries.
-Ingest itself always hashes what it loads.
+One place answers "what is new in landing" for the refresh's no-op check, the ingest step
+and the watcher of `cityres serve`: :func:`landing_delta` splits the delivered files into
+those whose content is not loaded yet and those already loaded. Content hashes are cached in
+$CITYRES_HOME/landing_hashes.json keyed on (path, size, modification time), so a refresh with
+nothing new does not re-read gigabytes of deliveries.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
 from warehouse.connections import connect_read_only
-from warehouse.ingest import landing_files, sha256_of
 
 CACHE_FILE = "landing_hashes.json"
 
 
+@dataclass(frozen=True)
+class Delivered:
+    source: str  # the landing sub-folder (city_yearbook, national, ...)
+    path: Path
+    sha256: str
+
+
+@dataclass
+class LandingDelta:
+    new: list[Delivered] = field(default_factory=list)  # content not loaded yet
+    loaded: list[Delivered] = field(default_factory=list)  # content already loaded
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def landing_files(landing: Path) -> list[tuple[str, Path]]:
+    """(source, path) for every delivered file, in a stable order."""
+    found = []
+    for path in sorted(p for p in landing.rglob("*") if p.is_file()):
+        rel = path.relative_to(landing)
+        if rel.name.startswith((".", "~$")) or len(rel.parts) < 2:
+            continue  # editor lock files, and files not in a source folder (README, ground truth)
+        found.append((rel.parts[0], path))
+    return found
+
+
 def loaded_hashes(warehouse_db: Path) -> set[str]:
-    """Content hashes already loaded into the published warehouse (empty if none yet)."""
+    """Content hashes already loaded into a warehouse file (empty if none yet)."""
     if not warehouse_db.exists():
         return set()
     with connect_read_only(warehouse_db) as con:
-        try:
-            return {r[0] for r in con.execute(
-                "select sha256 from raw.load_manifest where status = 'loaded'").fetchall()}
-        except duckdb.CatalogException:
-            return set()
+        return manifest_hashes(con)
 
 
-def landing_hashes(landing: Path, cache_path: Path) -> dict[Path, str]:
-    """sha256 of every delivered file, reusing cached hashes of unchanged files."""
+def manifest_hashes(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Content hashes of the loaded files in the load manifest of an open warehouse."""
     try:
-        cache = json.loads(cache_path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        cache = {}
-    fresh, hashes = {}, {}
-    for _source, path in landing_files(landing):
+        return {r[0] for r in con.execute(
+            "select sha256 from raw.load_manifest where status = 'loaded'").fetchall()}
+    except duckdb.CatalogException:
+        return set()
+
+
+def landing_hashes(landing: Path, cache_path: Path | None = None) -> list[Delivered]:
+    """Every delivered file with its sha256, reusing cached hashes of unchanged files."""
+    cache: dict = {}
+    if cache_path is not None:
+        try:
+            cache = json.loads(cache_path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            cache = {}
+    fresh, out = {}, []
+    for source, path in landing_files(landing):
         stat = path.stat()
         key = path.relative_to(landing).as_posix()
         entry = cache.get(key)
@@ -45,12 +88,19 @@ def landing_hashes(landing: Path, cache_path: Path) -> dict[Path, str]:
         else:
             sha = sha256_of(path)
         fresh[key] = [stat.st_size, stat.st_mtime_ns, sha]
-        hashes[path] = sha
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
-    cache_path.write_text(json.dumps(fresh, ensure_ascii=False), encoding="utf-8")
-    return hashes
+        out.append(Delivered(source, path, sha))
+    if cache_path is not None and fresh != cache:
+        # written under a temporary name and renamed: the watcher and a refresh may share it
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_name(f"{cache_path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(fresh, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, cache_path)
+    return out
 
 
-def new_landing_files(landing: Path, loaded: set[str], cache_path: Path) -> list[Path]:
-    """Landing files whose content is not among the `loaded` hashes."""
-    return [p for p, sha in landing_hashes(landing, cache_path).items() if sha not in loaded]
+def landing_delta(landing: Path, loaded: set[str], cache_path: Path | None = None) -> LandingDelta:
+    """The delivered files split into new content and content already among ``loaded``."""
+    delta = LandingDelta()
+    for item in landing_hashes(landing, cache_path):
+        (delta.loaded if item.sha256 in loaded else delta.new).append(item)
+    return delta

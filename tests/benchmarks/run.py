@@ -55,7 +55,7 @@ def bench_placebo(db: Path, draws: int, repeats: int = 3) -> dict:
     import duckdb
     import pyfixest as pf
 
-    from estimation.placebo import run_placebo
+    from estimation.engine.placebo import run_placebo
 
     con = duckdb.connect(str(db), read_only=True)
     run_placebo(con, formula=FORMULA, draws=20, seed=1)  # warm-up (imports, caches)

@@ -43,6 +43,7 @@ class Sample:
     cluster_sizes: list[int] = field(default_factory=list)  # G per cluster variable
     balanced_grid: bool = False
     fe_nested_in_cluster: list[bool] = field(default_factory=list)
+    term_names: list[str] = field(default_factory=list)  # coefficient names of the x columns
 
     @property
     def cluster(self) -> str | None:

@@ -44,23 +44,21 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
-from scipy import linalg, stats
+from scipy import linalg
 
 from .adoption import check_absorbing
 from .assign import draw_assignments
 from .collinear import find_collinear
 from .demean import column_stats, demean
 from .formula import parse_formula
+from .inference import t_inference
 from .model import feols
 from .moments import cross_products
 from .result import FeolsResult
 from .sample import build_sample, complete_sql
 from .sqlutil import quote_ident, resolve_relation, temp_scope
 from .terms import design_columns
-from .vcov import SSC, df_k, parse_vcov
-
-DEFAULT_FORMULA = "res ~ did + eocden + traff + gove + inv + salary | city_code + year"
-
+from .vcov import SSC, parse_vcov, small_sample_correction
 
 @dataclass
 class PlaceboResult:
@@ -217,15 +215,27 @@ def _batch_sql(z: list[str], unit_fe: str, cluster: str | None, iid: bool, dm: s
     SELECT b.draw, b.beta, b.rr, b.sc, m.meat, m.n_g FROM b JOIN m USING (draw) ORDER BY b.draw"""
 
 
+@dataclass
+class _Batch:
+    """What the one batched query returns, with the sample facts its inference needs."""
+
+    out: pd.DataFrame  # draw, beta, rr, sc, meat, n_g (draw 0 = the actual assignment)
+    ee: float  # e'e: SSR of y on the controls and both FE
+    k: int  # treatment + kept controls
+    sample: object
+    method: str
+    assignments: pd.DataFrame | None
+
+
 def run_placebo(
     con: duckdb.DuckDBPyConnection,
-    relation="main.analysis_panel",
-    formula: str = DEFAULT_FORMULA,
-    treatment: str = "did",
-    unit: str = "city_code",
-    time: str = "year",
+    relation,
+    formula: str,
+    treatment: str,
+    unit: str,
+    time: str,
     draws: int = 500,
-    seed: int | None = 20240601,
+    seed: int | None = None,
     strata: str | None = None,
     n_pseudo_treated: int | None = None,
     permute: str = "adoption",
@@ -244,125 +254,24 @@ def run_placebo(
     to CRV1 by ``unit``; ``{"CRV1": col}`` with ``col`` constant within units
     (e.g. province) and ``"iid"`` are supported.  Returns the real estimate
     (:func:`feols`), each draw's coef/se/t/p and the two-sided randomisation
-    p-value.
+    p-value.  Stages: the real model; the sample and the draws' assignments; the
+    O(N) batch in SQL; per-draw inference with the engine's own corrections.
     """
     t0 = _time.perf_counter()
     fml = parse_formula(formula)
     controls = _check_spec(fml, treatment, unit, time)
-    spec_v = parse_vcov(vcov if vcov is not None else {"CRV1": unit})
+    vcov = vcov if vcov is not None else {"CRV1": unit}
+    spec_v = parse_vcov(vcov)
     if spec_v.kind == "hetero" or len(spec_v.clusters) > 1:
         raise NotImplementedError("placebo batches support iid and one-way CRV1 errors")
     ssc = ssc or SSC()
-    real = feols(con, relation, formula, vcov=vcov if vcov is not None else {"CRV1": unit},
-                 ssc=ssc, alpha=alpha, collin_tol=collin_tol)
+    real = feols(con, relation, formula, vcov=vcov, ssc=ssc, alpha=alpha, collin_tol=collin_tol)
     if treatment not in real.coef.index:
         raise ValueError(f"the treatment {treatment!r} is collinear with the fixed effects")
     rng = np.random.default_rng(seed)
-    fe = list(fml.fe)
-    clusters = list(spec_v.clusters)
-
-    with temp_scope(con) as scope:
-        source = resolve_relation(relation, scope)
-        check_absorbing(con, source, unit, time, treatment)
-        needed = [fml.y, *fml.x, *(c for t in fml.factors for c in t.columns), *fe, *clusters]
-        terms = design_columns(con, source, tuple(controls), complete_sql(needed))
-        sample = build_sample(con, scope, source, fml.y, [*terms, treatment], fe, clusters or None,
-                              None, carry={"__t": time, "__uraw": unit})
-        if sample.nobs != real.nobs:  # pragma: no cover - same sample rules as feols
-            raise RuntimeError("placebo sample differs from the real model's sample")
-        unit_fe = sample.fe[fe.index(unit)]
-        cl = sample.cluster
-        if cl is not None and cl != unit_fe:
-            (mx,) = con.execute(
-                f"SELECT max(n) FROM (SELECT count(DISTINCT {cl}) AS n FROM {sample.table} GROUP BY {unit_fe})"
-            ).fetchone()
-            if mx > 1:
-                raise ValueError("placebo clusters must contain whole units (cluster constant within unit)")
-
-        units = _unit_table(con, sample, unit_fe, strata, source, unit)
-        adopt = units["adopt"].to_numpy(dtype=float)
-        strata_v = units["stratum"].astype(str).to_numpy() if strata else None
-        A = np.vstack([adopt[None, :], draw_assignments(adopt, draws, rng, strata_v,
-                                                        n_pseudo_treated, permute)])
-        d_idx, u_idx = np.nonzero(~np.isnan(A))
-        asg = pd.DataFrame({"draw": d_idx.astype(np.int32),
-                            "u": units["u"].to_numpy()[u_idx].astype(np.int32),
-                            "adopt": A[d_idx, u_idx]})
-        asg_name = scope.table("asg")
-        con.register(f"{asg_name}_df", asg)
-        con.execute(f"CREATE TEMP TABLE {asg_name} AS SELECT * FROM {asg_name}_df")
-        con.unregister(f"{asg_name}_df")
-
-        # Balanced panel and the same cohort sizes in every draw (a permutation of
-        # adoption dates): D's period means are then draw-invariant, so y and the
-        # controls are demeaned two-way in closed form and the period effects of
-        # D enter as h_t (k' = k).  Otherwise: within-unit demeaning with the
-        # period FE as demeaned dummies among the controls (k' = k + T - 1).
-        invariant = len(fe) == 2 and sample.balanced_grid and _same_cohorts(A)
-        cols = [sample.y, *sample.x[:-1]]
-        st = column_stats(con, sample.table, cols)
-        keep = [*sample.fe, *([cl] if cl and cl not in sample.fe else []), "__t"]
-        if invariant:
-            dm = demean(con, scope, sample.table, cols, sample.fe, keep, st, method="balanced",
-                        balanced_grid=True)
-        elif len(fe) == 2:
-            dm = demean(con, scope, sample.table, cols, sample.fe, keep, st, method="within_dummies",
-                        fe_levels=sample.fe_levels, dummy_fe=1 - fe.index(unit))
-        else:
-            dm = demean(con, scope, sample.table, cols, sample.fe, keep, st, method="oneway")
-        z_all = dm.dummies + sample.x[:-1]
-        ref = dm.dummy_ref_ss + st.raw_ss[1:]
-        gram = cross_products(con, dm.table, [sample.y, *z_all])
-        drop = find_collinear(gram[1:, 1:], ref, collin_tol)
-        keep_z = [j for j in range(len(z_all)) if j not in drop]
-        z = [z_all[j] for j in keep_z]
-        zz = gram[1:, 1:][np.ix_(keep_z, keep_z)]
-        zy = gram[1:, 0][keep_z]
-        yy = gram[0, 0]
-        if z:
-            chol = linalg.cho_factor(zz)
-            gamma = linalg.cho_solve(chol, zy)
-            Gam = linalg.cho_solve(chol, np.eye(len(z)))
-            Gam = (Gam + Gam.T) / 2.0
-            ee = float(yy - zy @ gamma)
-        else:
-            # no control and no period dummy: a constant-zero column keeps the
-            # batch SQL's shape, with p_d = 0 and e = y~
-            z, gamma, Gam, ee = ["0.0"], np.zeros(1), np.zeros((1, 1)), float(yy)
-        sql = _batch_sql(z, unit_fe, cl, spec_v.kind == "iid", dm.table, asg_name, invariant)
-        params = [float(v) for v in gamma] + [float(v) for v in Gam.ravel()]
-        out = con.execute(sql, params).df()
-        if keep_assignments:
-            raw_units = units.set_index("u")["unit"]
-            assignments = pd.DataFrame({"draw": asg["draw"], "unit": raw_units.loc[asg["u"]].to_numpy(),
-                                        "adoption": asg["adopt"]})
-            assignments = assignments[assignments["draw"] > 0].reset_index(drop=True)
-        else:
-            assignments = None
-
-    # k x k algebra per draw: the same corrections as the real model
-    n = sample.nobs
-    k = 1 + sum(1 for j in keep_z if j >= len(dm.dummies))  # treatment + kept controls
-    beta = out["beta"].to_numpy(dtype=float)
-    rr = out["rr"].to_numpy(dtype=float)
-    degenerate = ~(rr > collin_tol * out["sc"].to_numpy(dtype=float))
-    if spec_v.kind == "CRV1":
-        K = df_k(ssc, k, sample.fe_levels, sample.fe_nested_in_cluster)
-        G = int(sample.n_clusters)
-        c = ((n - 1) / (n - K) if ssc.k_adj else 1.0) * (G / (G - 1) if ssc.G_adj else 1.0)
-        var = c * out["meat"].to_numpy(dtype=float) / rr**2
-        dft = G - 1
-    else:
-        K = df_k(ssc, k, sample.fe_levels)
-        var = (ee - beta**2 * rr) / (n - K) / rr
-        dft = n - K
-    se = np.sqrt(var)
-    beta = np.where(degenerate, np.nan, beta)
-    se = np.where(degenerate, np.nan, se)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tstat = beta / se
-    p = 2.0 * stats.t.sf(np.abs(tstat), dft)
-    frame = pd.DataFrame({"draw": out["draw"].to_numpy(dtype=int), "coef": beta, "se": se, "t": tstat, "p": p})
+    batch = _run_batch(con, relation, fml, controls, treatment, unit, time, spec_v, rng, draws, strata,
+                       n_pseudo_treated, permute, real.nobs, keep_assignments, collin_tol)
+    frame, dft = _draw_inference(batch, spec_v, ssc, collin_tol, alpha)
     batch_real = frame.iloc[0].to_dict()
     frame = frame.iloc[1:].reset_index(drop=True)
     valid = frame["coef"].notna()
@@ -384,7 +293,131 @@ def run_placebo(
         vcov=spec_v.kind,
         df_t=int(dft),
         batch_real=batch_real,
-        method="balanced_invariant" if invariant else dm.method,
-        assignments=assignments,
+        method=batch.method,
+        assignments=batch.assignments,
         elapsed_s=_time.perf_counter() - t0,
     )
+
+
+def _run_batch(con, relation, fml, controls, treatment, unit, time, spec_v, rng, draws, strata,
+               n_pseudo_treated, permute, nobs_real, keep_assignments, collin_tol) -> _Batch:
+    """Sample, assignments, demeaning of y and the controls, and the one batched query."""
+    fe = list(fml.fe)
+    clusters = list(spec_v.clusters)
+    with temp_scope(con) as scope:
+        source = resolve_relation(relation, scope)
+        check_absorbing(con, source, unit, time, treatment)
+        needed = [fml.y, *fml.x, *(c for t in fml.factors for c in t.columns), *fe, *clusters]
+        terms = design_columns(con, source, tuple(controls), complete_sql(needed))
+        sample = build_sample(con, scope, source, fml.y, [*terms, treatment], fe, clusters or None,
+                              None, carry={"__t": time, "__uraw": unit})
+        if sample.nobs != nobs_real:  # pragma: no cover - same sample rules as feols
+            raise RuntimeError("placebo sample differs from the real model's sample")
+        unit_fe = sample.fe[fe.index(unit)]
+        cl = sample.cluster
+        _check_clusters_hold_units(con, sample, cl, unit_fe)
+        units = _unit_table(con, sample, unit_fe, strata, source, unit)
+        A = _assignment_matrix(units, rng, draws, strata, n_pseudo_treated, permute)
+        asg, asg_name = _register_assignments(con, scope, units, A)
+        # Balanced panel and the same cohort sizes in every draw (a permutation of
+        # adoption dates): D's period means are then draw-invariant, so y and the
+        # controls are demeaned two-way in closed form and the period effects of
+        # D enter as h_t (k' = k).  Otherwise: within-unit demeaning with the
+        # period FE as demeaned dummies among the controls (k' = k + T - 1).
+        invariant = len(fe) == 2 and sample.balanced_grid and _same_cohorts(A)
+        cols = [sample.y, *sample.x[:-1]]
+        st = column_stats(con, sample.table, cols)
+        keep = [*sample.fe, *([cl] if cl and cl not in sample.fe else []), "__t"]
+        if invariant:
+            dm = demean(con, scope, sample.table, cols, sample.fe, keep, st, method="balanced",
+                        balanced_grid=True)
+        elif len(fe) == 2:
+            dm = demean(con, scope, sample.table, cols, sample.fe, keep, st, method="within_dummies",
+                        fe_levels=sample.fe_levels, dummy_fe=1 - fe.index(unit))
+        else:
+            dm = demean(con, scope, sample.table, cols, sample.fe, keep, st, method="oneway")
+        z, gamma, Gam, ee, n_controls = _controls_projection(con, dm, st, sample, collin_tol)
+        sql = _batch_sql(z, unit_fe, cl, spec_v.kind == "iid", dm.table, asg_name, invariant)
+        params = [float(v) for v in gamma] + [float(v) for v in Gam.ravel()]
+        out = con.execute(sql, params).df()
+        assignments = _assignments_frame(units, asg) if keep_assignments else None
+    return _Batch(out, ee, 1 + n_controls, sample, "balanced_invariant" if invariant else dm.method, assignments)
+
+
+def _check_clusters_hold_units(con, sample, cl, unit_fe) -> None:
+    if cl is None or cl == unit_fe:
+        return
+    (mx,) = con.execute(
+        f"SELECT max(n) FROM (SELECT count(DISTINCT {cl}) AS n FROM {sample.table} GROUP BY {unit_fe})"
+    ).fetchone()
+    if mx > 1:
+        raise ValueError("placebo clusters must contain whole units (cluster constant within unit)")
+
+
+def _assignment_matrix(units, rng, draws, strata, n_pseudo_treated, permute) -> np.ndarray:
+    """Row 0: the actual adoption dates; rows 1..draws: the placebo assignments."""
+    adopt = units["adopt"].to_numpy(dtype=float)
+    strata_v = units["stratum"].astype(str).to_numpy() if strata else None
+    return np.vstack([adopt[None, :], draw_assignments(adopt, draws, rng, strata_v, n_pseudo_treated, permute)])
+
+
+def _register_assignments(con, scope, units, A) -> tuple[pd.DataFrame, str]:
+    d_idx, u_idx = np.nonzero(~np.isnan(A))
+    asg = pd.DataFrame({"draw": d_idx.astype(np.int32),
+                        "u": units["u"].to_numpy()[u_idx].astype(np.int32),
+                        "adopt": A[d_idx, u_idx]})
+    name = scope.table("asg")
+    view = scope.register(asg, "asg_df")
+    con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {view}")
+    return asg, name
+
+
+def _assignments_frame(units, asg) -> pd.DataFrame:
+    raw_units = units.set_index("u")["unit"]
+    frame = pd.DataFrame({"draw": asg["draw"], "unit": raw_units.loc[asg["u"]].to_numpy(),
+                          "adoption": asg["adopt"]})
+    return frame[frame["draw"] > 0].reset_index(drop=True)
+
+
+def _controls_projection(con, dm, st, sample, collin_tol):
+    """Z~ (period dummies and kept controls), g = (Z'Z)^-1 Z'y, (Z'Z)^-1, e'e and #controls kept."""
+    z_all = dm.dummies + sample.x[:-1]
+    ref = dm.dummy_ref_ss + st.raw_ss[1:]
+    gram = cross_products(con, dm.table, [sample.y, *z_all])
+    drop = find_collinear(gram[1:, 1:], ref, collin_tol)
+    keep_z = [j for j in range(len(z_all)) if j not in drop]
+    n_controls = sum(1 for j in keep_z if j >= len(dm.dummies))
+    z = [z_all[j] for j in keep_z]
+    zz = gram[1:, 1:][np.ix_(keep_z, keep_z)]
+    zy = gram[1:, 0][keep_z]
+    yy = gram[0, 0]
+    if not z:
+        # no control and no period dummy: a constant-zero column keeps the
+        # batch SQL's shape, with p_d = 0 and e = y~
+        return ["0.0"], np.zeros(1), np.zeros((1, 1)), float(yy), 0
+    chol = linalg.cho_factor(zz)
+    gamma = linalg.cho_solve(chol, zy)
+    Gam = linalg.cho_solve(chol, np.eye(len(z)))
+    return z, gamma, (Gam + Gam.T) / 2.0, float(yy - zy @ gamma), n_controls
+
+
+def _draw_inference(batch: _Batch, spec_v, ssc: SSC, collin_tol: float, alpha: float):
+    """Each draw's coef, se, t, p with the same corrections and t reference as the real model."""
+    out, sample = batch.out, batch.sample
+    n = sample.nobs
+    beta = out["beta"].to_numpy(dtype=float)
+    rr = out["rr"].to_numpy(dtype=float)
+    degenerate = ~(rr > collin_tol * out["sc"].to_numpy(dtype=float))
+    corr = small_sample_correction(spec_v, ssc, n, batch.k, sample.fe_levels, sample.fe_nested_in_cluster,
+                                   sample.n_clusters)
+    if spec_v.kind == "CRV1":
+        var = corr.factor * out["meat"].to_numpy(dtype=float) / rr**2  # b' = (r'r)^-1, meat sum_g S_g^2
+    else:
+        var = corr.factor * (batch.ee - beta**2 * rr) / (n - 1) / rr  # SSR_d/(N-1) (r'r)^-1
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(var)
+    beta = np.where(degenerate, np.nan, beta)
+    se = np.where(degenerate, np.nan, se)
+    tstat, p, _, _ = t_inference(beta, se, corr.df_t, alpha)
+    frame = pd.DataFrame({"draw": out["draw"].to_numpy(dtype=int), "coef": beta, "se": se, "t": tstat, "p": p})
+    return frame, corr.df_t

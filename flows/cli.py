@@ -1,7 +1,6 @@
 """The `cityres` command line."""
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -12,38 +11,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from flows.cli_common import HomeOption, resolve_home
+from flows.estimate_cli import estimate_app
 from warehouse.paths import Home
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="cityres: a city-year panel warehouse with SQL-native econometrics.")
 console = Console()
-
-OFFLINE_ENV = {
-    # No telemetry anywhere: the machine is offline and users' data stay theirs.
-    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "GX_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-}
-
-
-def _configure(home: Home) -> None:
-    for key, value in OFFLINE_ENV.items():
-        os.environ.setdefault(key, value)
-    os.environ["CITYRES_HOME"] = str(home.root)
-    # Prefect keeps its local database under the cityres home, not in the user's ~/.prefect.
-    os.environ.setdefault("PREFECT_HOME", str(home.root / "prefect"))
-
-
-def _home(home: Optional[Path]) -> Home:
-    h = Home(home.resolve()) if home else Home.from_env()
-    _configure(h)
-    return h
-
-
-HomeOption = typer.Option(None, "--home", help="CITYRES_HOME (default: $CITYRES_HOME or ./.cityres)")
-
 
 def _print_frame(frame, title: str | None = None) -> None:
     table = Table(title=title, show_lines=False)
@@ -88,7 +62,7 @@ def _print_refresh(result: dict, label: str = "refresh ", colours: dict | None =
 @app.command()
 def refresh(home: Optional[Path] = HomeOption) -> None:
     """Load new landing files, rebuild, validate and publish (the Prefect refresh flow)."""
-    h = _home(home)
+    h = resolve_home(home)
     result = _run_refresh(h)
     _print_refresh(result)
     if result["report"]:
@@ -109,7 +83,7 @@ def validate(
     Never changes the published warehouse. Writes a report (and GX Data Docs) under
     reports/; exits 1 when a critical expectation fails (dry run: when the load would be refused).
     """
-    h = _home(home)
+    h = resolve_home(home)
     if landing is not None:
         if not landing.is_dir():
             console.print(f"[red]no folder {landing}[/]")
@@ -153,7 +127,7 @@ def serve(
     from flows.serve import serve as serve_refreshes
     from warehouse.settings import load_serve_settings
 
-    h = _home(home)
+    h = resolve_home(home)
     settings = load_serve_settings(h)
     overrides = {"cron": cron, "port": port, "poll_seconds": poll_seconds, "settle_seconds": settle_seconds}
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
@@ -176,7 +150,7 @@ def demo(
     """Sample yearbooks → refresh → the top-10 resilient cities and the baseline DID table."""
     from warehouse.sample import write_sample
 
-    h = _home(home)
+    h = resolve_home(home)
     h.ensure()
     started = time.perf_counter()
     if not any(p for p in h.landing.rglob("*") if p.is_file()):
@@ -203,10 +177,11 @@ def _latest_report(h: Home) -> str:
 
 def _show_results(h: Home) -> None:
 
-    from estimation.baseline import baseline_specs, run_specs
+    from estimation.studies import resilience
+    from estimation.studies.common import table3
     from warehouse.connections import connect_read_only
     from warehouse.provenance import SYNTHETIC_BANNER, is_synthetic
-    from warehouse.report import baseline_table, top_cities
+    from flows.report import top_cities
 
     with connect_read_only(h.warehouse_db) as con:
         synthetic = is_synthetic(con)
@@ -214,10 +189,9 @@ def _show_results(h: Home) -> None:
             console.print(f"\n[bold yellow]{SYNTHETIC_BANNER}[/]")
         top = top_cities(con)[["rank", "city_name", "city_name_en", "province_name", "year", "res"]]
         _print_frame(top, title="Ten most resilient cities, latest year (SQL on resilience_index)")
-        specs = baseline_specs()
-        results = run_specs(con, specs)
+        specs, results = resilience.run_table3(con)
     console.print("\nBaseline DID — the resilience study's Table 3 (dependent variable: res)")
-    console.print(baseline_table(specs, results, "text"), markup=False, highlight=False)
+    console.print(table3(specs, results, "text"), markup=False, highlight=False)
 
 
 @app.command()
@@ -231,7 +205,7 @@ def query(
 
     from warehouse.provenance import is_synthetic
 
-    h = _home(home)
+    h = resolve_home(home)
     if not h.warehouse_db.exists():
         console.print(f"[red]no published warehouse at {h.warehouse_db}; run `cityres refresh` first[/]")
         raise typer.Exit(2)
@@ -254,8 +228,6 @@ def query(
         # stderr, so csv/json output stays machine-readable
         Console(stderr=True).print("[yellow](synthetic sample data)[/]")
 
-
-from estimation.cli import estimate_app  # noqa: E402  (the `estimate` commands live with the engine)
 
 app.add_typer(estimate_app, name="estimate")
 

@@ -23,6 +23,22 @@ def adoption_sql(source: str, unit: str, time: str, treatment: str) -> str:
     )
 
 
+def cohort_sql(source: str, unit: str, cohort: str) -> str:
+    """SQL returning ``(unit, adopt)`` from a column holding each unit's adoption period.
+
+    0 and NULL mean never treated (the convention of R's ``did`` and of Stata's
+    ``csdid``); the column must be constant within a unit (checked by the caller's query:
+    a unit with two non-zero values raises).
+    """
+    u, g = quote_ident(unit), quote_ident(cohort)
+    return (
+        f"SELECT {u} AS __unit, CASE WHEN count(DISTINCT nullif({g}, 0)) > 1 "
+        f"THEN error('cohort column ' || '{cohort.replace(chr(39), chr(39) * 2)}' || ' varies within unit ' "
+        f"|| CAST({u} AS VARCHAR)) ELSE max(nullif({g}, 0)) END AS __adopt "
+        f"FROM {source} WHERE {u} IS NOT NULL GROUP BY {u}"
+    )
+
+
 def check_absorbing(
     con: duckdb.DuckDBPyConnection, source: str, unit: str, time: str, treatment: str
 ) -> None:

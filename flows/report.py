@@ -40,43 +40,6 @@ def top_cities(con: duckdb.DuckDBPyConnection, n: int = 10):
     return con.execute(TOP_CITIES_SQL, [n]).df()
 
 
-def baseline_table(specs, results, fmt: str = "markdown") -> str:
-    from estimation.baseline import CONTROLS, TERM_LABELS
-    from estimation.tables import regression_table
-
-    table = regression_table(
-        results,
-        terms=["did", *CONTROLS, "Intercept"],
-        labels=TERM_LABELS,
-        controls=False,
-        fe_labels={"city_code": "City FE", "year": "Year FE"},
-        stats=("nobs", "r2"),
-    )
-    return {"markdown": table.to_markdown, "text": table.to_text, "latex": table.to_latex,
-            "html": table.to_html}[fmt]()
-
-
-def truth_comparison(results, ground_truth: dict, panel_years: tuple[int, int] | None = None) -> list[str]:
-    """How the FE-with-controls estimate (column 4) compares with the generator's true ATT.
-
-    The truth is an average over the generator's panel years; a warehouse holding other years
-    estimates another average, and the report says so instead of comparing.
-    """
-    truth_years = tuple(ground_truth["years"]["panel"])
-    if panel_years is not None and tuple(panel_years) != truth_years:
-        return [f"Not compared with the generator's true ATT: the panel covers {panel_years[0]}–{panel_years[1]}, "
-                f"the truth averages {truth_years[0]}–{truth_years[1]}."]
-    truth = ground_truth["att"]["resilience_index"]
-    result = results[3]
-    low, high = (float(v) for v in result.conf_int.loc["did"])
-    covered = low <= truth <= high
-    return [
-        f"True ATT of the policy on the index (generator ground truth): **{truth:.5f}**",
-        f"Column (4) estimate: **{result.coef['did']:.5f}**, 95% CI [{low:.5f}, {high:.5f}] — "
-        + ("covers the truth." if covered else "does NOT cover the truth."),
-    ]
-
-
 # ---------------------------------------------------------------- facts of a load
 
 FILES_SQL = """
@@ -137,24 +100,10 @@ left join names using (city_code)
 """
 
 
-def event_study_truth(event_study, ground_truth: dict) -> list[dict]:
-    """Estimated event-time coefficients beside the generator's true ATT per event time."""
-    truth = ground_truth["att"]["by_event_time"]["resilience_index"]
-    rows = []
-    for row in event_study.tidy().itertuples():
-        k = int(row.event_time)
-        if k == event_study.base:
-            continue
-        true = truth.get(str(k))
-        rows.append({"k": k, "estimate": round(row.coef, 5), "ci_low": round(row.ci_low, 5),
-                     "ci_high": round(row.ci_high, 5), "true_att": None if true is None else round(true, 5),
-                     "covered": None if true is None else bool(row.ci_low <= true <= row.ci_high)})
-    return rows
-
-
 def program_sections(program, folder: Path, ground_truth: dict | None) -> dict:
     """Tables, figures and facts of the event study, the placebo and the NQP Table 3."""
-    from estimation.studies import table3
+    from estimation.studies.common import table3
+    from estimation.studies.resilience import event_study_truth
 
     placebo = program.placebo.summary()
     return {
@@ -505,9 +454,12 @@ def write_report(home: Home, summary, estimation, ground_truth: dict | None,
     truth: list[str] = []
     program = {}
     if estimation is not None:
+        from estimation.studies.common import table3
+        from estimation.studies.resilience import truth_comparison
+
         specs, results = estimation.baseline
-        baseline_md = baseline_table(specs, results, "markdown")
-        baseline_html = baseline_table(specs, results, "html")
+        baseline_md = table3(specs, results, "markdown")
+        baseline_html = table3(specs, results, "html")
         if ground_truth is not None:
             truth = truth_comparison(results, ground_truth, estimation.panel_years)
         program = program_sections(estimation, folder, ground_truth)

@@ -23,7 +23,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from .adoption import adoption_sql, check_absorbing
+from .adoption import adoption_sql, check_absorbing, cohort_sql
 from .inference import WaldTest
 from .model import feols
 from .result import FeolsResult
@@ -109,6 +109,20 @@ class EventStudyResult:
                                   f"Event study: {self.model.depvar} (base k = {self.base})")
 
 
+def _observed_window(con, relation, unit: str, time: str, treatment: str | None, cohort: str | None):
+    """(min, max) event time t - A_i over the treated units' observations."""
+    with temp_scope(con) as scope:
+        source = resolve_relation(relation, scope)
+        adopt = adoption_sql(source, unit, time, treatment) if treatment else cohort_sql(source, unit, cohort)
+        lo, hi = con.execute(
+            f"WITH a AS ({adopt}) SELECT min(s.{quote_ident(time)} - a.__adopt), max(s.{quote_ident(time)} - a.__adopt) "
+            f"FROM {source} s JOIN a ON s.{quote_ident(unit)} = a.__unit WHERE a.__adopt IS NOT NULL"
+        ).fetchone()
+    if lo is None:
+        raise ValueError("no treated unit: every adoption period is empty")
+    return int(lo), int(hi)
+
+
 def _event_columns(leads: int, lags: int, base: int, bin_endpoints: bool) -> list[tuple[int, str]]:
     """(k, SQL) for every dummy; ``__e`` is the event time, NULL if never treated."""
     lo, hi = -int(leads), int(lags)
@@ -118,37 +132,50 @@ def _event_columns(leads: int, lags: int, base: int, bin_endpoints: bool) -> lis
 
 def run_event_study(
     con: duckdb.DuckDBPyConnection,
-    relation="main.analysis_panel",
-    outcome: str = "res",
-    leads: int = 4,
-    lags: int = 7,
+    relation,
+    outcome: str,
+    leads: int | None = None,
+    lags: int | None = None,
     base: int = -1,
-    controls=("eocden", "traff", "gove", "inv", "salary"),
+    controls=(),
     bin_endpoints: bool = True,
     *,
-    treatment: str = "did",
-    unit: str = "city_code",
-    time: str = "year",
+    unit: str,
+    time: str,
+    treatment: str | None = None,
+    cohort: str | None = None,
     cluster: str | None = None,
+    weights: str | None = None,
     alpha: float = 0.05,
     **feols_kw,
 ) -> EventStudyResult:
     """Estimate the event study and the joint pre-trend test.
 
-    Adoption dates are read from the 0/1 post indicator ``treatment`` per
-    ``unit`` (first ``time`` with treatment = 1).  Fixed effects: ``unit`` and
-    ``time``; CRV1 errors clustered by ``cluster`` (default: ``unit``).
-    ``leads``/``lags`` and ``base`` are integers; the base must lie in
-    [-leads, lags].  The resilience study: leads=4, lags=7, base=-1; the NQP
-    study: leads=2, lags=6, base=0.
+    Adoption periods come either from ``treatment``, a 0/1 absorbing post indicator (first
+    ``time`` with treatment = 1 per ``unit``), or from ``cohort``, a column holding each unit's
+    adoption period (0 or NULL: never treated) - exactly one of the two.  Fixed effects:
+    ``unit`` and ``time``; CRV1 errors clustered by ``cluster`` (default: ``unit``).
+    ``leads``/``lags`` default to the longest pre/post window observed in the data; the base
+    must lie in [-leads, lags].  (The resilience study uses leads=4, lags=7, base=-1; the
+    NQP study leads=2, lags=6, base=0.)
     """
+    if (treatment is None) == (cohort is None):
+        raise ValueError("give exactly one of treatment (a 0/1 post indicator) and cohort (adoption period)")
+    if leads is None or lags is None:
+        lo, hi = _observed_window(con, relation, unit, time, treatment, cohort)
+        leads = max(1, -lo) if leads is None else leads
+        lags = max(0, hi) if lags is None else lags
     leads, lags, base = int(leads), int(lags), int(base)
     if leads < 1 or lags < 0 or not -leads <= base <= lags:
         raise ValueError("need leads >= 1, lags >= 0 and -leads <= base <= lags")
     controls = list(controls or [])
     with temp_scope(con) as scope:
         source = resolve_relation(relation, scope)
-        check_absorbing(con, source, unit, time, treatment)
+        if treatment is not None:
+            check_absorbing(con, source, unit, time, treatment)
+            adopt = adoption_sql(source, unit, time, treatment)
+        else:
+            adopt = cohort_sql(source, unit, cohort)
         cols = _event_columns(leads, lags, base, bin_endpoints)
         u, t = quote_ident(unit), quote_ident(time)
         view = scope.name("es")
@@ -157,7 +184,7 @@ def run_event_study(
         con.execute(
             f"""
             CREATE TEMP VIEW {view} AS
-            WITH a AS ({adoption_sql(source, unit, time, treatment)}),
+            WITH a AS ({adopt}),
                  s AS (SELECT src.*, CAST(src.{t} - a.__adopt AS BIGINT) AS __e
                        FROM {source} src LEFT JOIN a ON src.{u} = a.__unit)
             SELECT *, {dummies} FROM s
@@ -178,6 +205,7 @@ def run_event_study(
                 [event_term(k) for k, _ in cols] + controls,
                 [unit, time],
                 vcov={"CRV1": cluster or unit},
+                weights=weights,
                 alpha=alpha,
                 **feols_kw,
             )

@@ -1,9 +1,9 @@
 """The studies' program a refresh runs on each candidate vintage, persisted with it.
 
-Baseline (the resilience study's Table 3), the event study k = −4…7 (base −1), the placebo with
-500 permutations of adoption across cities, and the NQP study's Table 3 on the NQP index. The
-studies are independent: the refresh flow runs them concurrently (`run_study` per study, each
-on its own connection), then `persist_program` writes them in one place, so main.estimates
+The resilience study's Table 3, event study (k = −4…7, base −1) and placebo (500 permutations of
+adoption across cities), and the NQP study's Table 3 on the NQP index. The studies are
+independent: the refresh flow runs them concurrently (`run_study` per study, each on its own
+connection), then `persist_program` writes them in one place, so main.estimates
 (+ placebo_draws, model_tests) carries the vintage as run id.
 """
 from __future__ import annotations
@@ -14,26 +14,18 @@ from typing import Callable
 
 import duckdb
 
-from estimation.baseline import ModelSpec, persist_estimates
-from estimation.event_study import EventStudyResult
-from estimation.placebo import PlaceboResult
-from estimation.result import FeolsResult
-from estimation.studies import (
-    persist_study,
-    run_baseline,
-    run_event_study,
-    run_nqp_table3,
-    run_placebo,
-)
+from estimation.engine.event_study import EventStudyResult
+from estimation.engine.placebo import PlaceboResult
+from estimation.engine.result import FeolsResult
 
-PLACEBO_DRAWS = 500
-PLACEBO_SEED = 20240601
+from . import nqp, resilience
+from .common import PANEL, ModelSpec, persist_estimates, persist_study
 
 STUDIES: dict[str, Callable[[duckdb.DuckDBPyConnection], object]] = {
-    "baseline": run_baseline,
-    "event_study": run_event_study,
-    "placebo": lambda con: run_placebo(con, draws=PLACEBO_DRAWS, seed=PLACEBO_SEED),
-    "nqp_baseline": run_nqp_table3,
+    "baseline": resilience.run_table3,
+    "event_study": resilience.run_event_study,
+    "placebo": resilience.run_placebo,
+    "nqp_baseline": nqp.run_table3,
 }
 
 
@@ -66,7 +58,7 @@ def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
     persist_study(con, vintage, vintage, synthetic, "event_study", results["event_study"])
     persist_study(con, vintage, vintage, synthetic, "placebo", results["placebo"])
     persist_estimates(con, vintage, vintage, synthetic, *results["nqp_baseline"])
-    first, last = con.execute("select min(year), max(year) from main.analysis_panel").fetchone()
+    first, last = con.execute(f"select min(year), max(year) from {PANEL}").fetchone()
     return ProgramResults(results["baseline"], results["event_study"], results["placebo"],
                           results["nqp_baseline"], (int(first), int(last)))
 

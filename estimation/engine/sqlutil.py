@@ -92,7 +92,10 @@ def temp_scope(con: duckdb.DuckDBPyConnection) -> Iterator[TempScope]:
 
 
 def resolve_relation(relation: Any, scope: TempScope) -> str:
-    """Turn the caller's ``relation`` into text usable after ``FROM``.
+    """Turn the caller's ``relation`` into text usable after ``FROM`` (and before an alias).
+
+    Queries come back as a parenthesised subquery without an alias, so callers may write
+    ``FROM {source} s`` whatever the caller passed.
 
     Accepted:
 
@@ -107,7 +110,7 @@ def resolve_relation(relation: Any, scope: TempScope) -> str:
     * a pandas DataFrame - registered as a temporary view for the call.
     """
     if isinstance(relation, duckdb.DuckDBPyRelation):
-        return f"({relation.sql_query()}) AS __cr_src"
+        return f"({relation.sql_query()})"
     if isinstance(relation, str):
         text = relation.strip()
         if not text:
@@ -117,9 +120,9 @@ def resolve_relation(relation: Any, scope: TempScope) -> str:
         if text.endswith(";"):
             text = text[:-1].rstrip()
         if _QUERY_START.match(text):
-            return f"({text}) AS __cr_src"
+            return f"({text})"
         # anything else is a FROM-item, e.g. read_parquet('panel.parquet')
-        return f"(SELECT * FROM {text}) AS __cr_src"
+        return f"(SELECT * FROM {text})"
     try:
         import pandas as pd
 

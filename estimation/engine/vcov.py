@@ -54,10 +54,6 @@ class VcovSpec:
             object.__setattr__(self, "clusters", (self.cluster,))
 
     @property
-    def label(self) -> str:
-        return self.kind
-
-    @property
     def cluster_label(self) -> str | None:
         return "+".join(self.clusters) if self.clusters else None
 
@@ -131,6 +127,55 @@ def df_k(
     return k + k_fe_adj - k_fe_nested + n_fully
 
 
+@dataclass(frozen=True)
+class Correction:
+    """The small-sample factor applied to a variance, the K it counts and the t degrees of freedom."""
+
+    factor: float
+    df_k: int
+    df_t: int
+
+
+def small_sample_correction(
+    spec: VcovSpec,
+    ssc: SSC,
+    nobs: int,
+    k: int,
+    fe_levels: Sequence[int],
+    fe_nested: Sequence[bool],
+    n_clusters: int | None,
+) -> Correction:
+    """The factor multiplying SSR/(N-1) (X'X)^-1 (iid) or B M B (hetero, CRV1).
+
+    One definition for every estimator (the regression, each placebo draw, ...):
+    iid (N-1)/(N-df_k), hetero N/(N-df_k), CRV1 G/(G-1) (N-1)/(N-df_k), each switch of
+    ``ssc`` honoured.
+    """
+    n = nobs
+    dk_check = df_k(ssc if ssc.k_fixef != "none" else SSC(k_fixef="full"), k, fe_levels)
+    if n - dk_check <= 0:
+        raise ValueError(
+            f"no residual degrees of freedom: N = {n} observations, {k} coefficients and "
+            f"{dk_check - k} fixed-effect parameters"
+        )
+    if spec.kind == "iid":
+        dk = df_k(ssc, k, fe_levels)
+        return Correction((n - 1) / (n - dk) if ssc.k_adj else 1.0, dk, n - dk)
+    if spec.kind == "hetero":
+        dk = df_k(ssc, k, fe_levels)
+        return Correction(n / (n - dk) if ssc.k_adj else 1.0, dk, n - dk)
+    if spec.kind == "CRV1":
+        dk = df_k(ssc, k, fe_levels, fe_nested)
+        g = int(n_clusters)
+        if g < 2:
+            raise ValueError("cluster-robust errors need at least two clusters")
+        adj = (n - 1) / (n - dk) if ssc.k_adj else 1.0
+        if ssc.G_adj:
+            adj *= g / (g - 1)
+        return Correction(adj, dk, g - 1)
+    raise ValueError(f"unknown vcov kind {spec.kind!r}")
+
+
 @dataclass
 class VcovResult:
     matrix: np.ndarray
@@ -156,29 +201,9 @@ def compute_vcov(
     For two-way clustering pass the combined meat M_A + M_B - M_AB and
     ``n_clusters = min(G_A, G_B)``.
     """
-    n = nobs
-    dk_check = df_k(ssc if ssc.k_fixef != "none" else SSC(k_fixef="full"), k, fe_levels)
-    if n - dk_check <= 0:
-        raise ValueError(
-            f"no residual degrees of freedom: N = {n} observations, {k} coefficients and "
-            f"{dk_check - k} fixed-effect parameters"
-        )
+    c = small_sample_correction(spec, ssc, nobs, k, fe_levels, fe_nested, n_clusters)
     if spec.kind == "iid":
-        dk = df_k(ssc, k, fe_levels)
-        adj = (n - 1) / (n - dk) if ssc.k_adj else 1.0
-        sigma2 = ssr / (n - 1)
-        return VcovResult(adj * sigma2 * bread, adj, dk, n - dk)
-    if spec.kind == "hetero":
-        dk = df_k(ssc, k, fe_levels)
-        adj = n / (n - dk) if ssc.k_adj else 1.0
-        return VcovResult(adj * (bread @ meat @ bread), adj, dk, n - dk)
-    if spec.kind == "CRV1":
-        dk = df_k(ssc, k, fe_levels, fe_nested)
-        g = int(n_clusters)
-        if g < 2:
-            raise ValueError("cluster-robust errors need at least two clusters")
-        adj = (n - 1) / (n - dk) if ssc.k_adj else 1.0
-        if ssc.G_adj:
-            adj *= g / (g - 1)
-        return VcovResult(adj * (bread @ meat @ bread), adj, dk, g - 1)
-    raise ValueError(f"unknown vcov kind {spec.kind!r}")
+        matrix = c.factor * ssr / (nobs - 1) * bread
+    else:
+        matrix = c.factor * (bread @ meat @ bread)
+    return VcovResult(matrix, c.factor, c.df_k, c.df_t)
