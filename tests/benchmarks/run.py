@@ -58,11 +58,12 @@ def bench_placebo(db: Path, draws: int, repeats: int = 3) -> dict:
     from estimation.engine.placebo import run_placebo
 
     con = duckdb.connect(str(db), read_only=True)
-    run_placebo(con, formula=FORMULA, draws=20, seed=1)  # warm-up (imports, caches)
+    run_placebo(con, "main.analysis_panel", FORMULA, "did", "city_code", "year", draws=20, seed=1)  # warm-up (imports, caches)
     ours = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        res = run_placebo(con, formula=FORMULA, draws=draws, seed=20240601)
+        res = run_placebo(con, "main.analysis_panel", FORMULA, "did", "city_code", "year", draws=draws,
+                          seed=20240601)
         ours.append(time.perf_counter() - t0)
     df = con.execute("SELECT * FROM main.analysis_panel").df()
     con.close()
