@@ -22,15 +22,15 @@ from expectations.config import (
 from expectations.runner import Batch, Expect
 
 CITY_SOURCES = {
-    "city_yearbook": "staging.stg_city_yearbook__values",
-    "patents": "staging.stg_patents__city_counts",
-    "historical": "staging.stg_historical__city_values",
+    "city_yearbook": "intermediate.int_city_yearbook_values",
+    "patents": "intermediate.int_patent_city_counts",
+    "historical": "intermediate.int_historical_city_values",
 }
 IN_SCOPE = "(cast($load_id as varchar) is null or load_id = $load_id)"
 
 FILES_IN_SCOPE_SQL = f"""
 select source, file_name, load_id
-from staging.stg_raw__current_files
+from intermediate.int_current_files
 where {IN_SCOPE}
 order by source, file_name
 """
@@ -60,7 +60,7 @@ CITY_ROW_COUNTS_SQL = """
 with files as (
     select f.file_name, f.load_id, max(c.year) as year,
            count(distinct c.source_row) filter (where c.row_kind = 'city') as city_rows
-    from staging.stg_raw__current_files as f
+    from intermediate.int_current_files as f
     inner join raw.city_cells as c using (source, file_name, load_id)
     where f.source = $source and (cast($load_id as varchar) is null or f.load_id = $load_id)
     group by f.file_name, f.load_id
@@ -80,14 +80,14 @@ select distinct file_name, variable from {view} where {scope}
 
 UNMAPPED_HEADERS_SQL = """
 select file_name, string_agg(distinct header_text, ' | ' order by header_text) as unmapped_headers
-from staging.stg_city_tables__unmapped_headers
+from intermediate.int_unmapped_headers
 group by file_name
 """
 
 NATIONAL_SQL = """
 select file_name, source_row, year, indicator_text, variable, value_text, value
-from staging.stg_national__indicators
-where year in (select distinct year from staging.stg_national__indicators where {scope})
+from intermediate.int_national_indicators
+where year in (select distinct year from intermediate.int_national_indicators where {scope})
 order by file_name, source_row
 """
 
@@ -100,7 +100,7 @@ with rows as (
            try_cast(replace(trim(r.registered_capital_text), ',', '') as double) as capital,
            trim(coalesce(r.registered_capital_text, '')) as capital_text
     from raw.enterprise_registrations as r
-    inner join staging.stg_raw__current_files as f
+    inner join intermediate.int_current_files as f
         on f.source = 'enterprises' and f.file_name = r.file_name and f.load_id = r.load_id
     where (cast($load_id as varchar) is null or r.load_id = $load_id)
 )
@@ -114,7 +114,7 @@ select rows.file_name, rows.year, any_value(rows.city_name_text) as city_name_te
        count(*) filter (where rows.capital is null and rows.capital_text <> '') as bad_capital,
        min(rows.source_row) filter (where rows.capital is null and rows.capital_text <> '') as first_bad_capital_row
 from rows
-left join staging.stg_city_names__resolved as names
+left join intermediate.int_city_names_resolved as names
     on names.source = 'enterprises' and names.city_key = rows.city_key
     and names.province_text is null and names.year = rows.year
 group by rows.file_name, rows.year, rows.city_key

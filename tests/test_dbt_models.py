@@ -1,4 +1,4 @@
-"""The dbt project on the sample: indices, weights, within transformation and harmonisation options,
+"""The dbt project on the sample: indices, weights and harmonisation options,
 each checked against an independent computation (numpy, pandas, pyfixest) or the generator's truth.
 """
 from __future__ import annotations
@@ -156,44 +156,6 @@ def test_sensitivity_index_follows_martin_sunley(built):
     np.testing.assert_allclose(merged["sensitivity"], merged["r"], rtol=1e-10, atol=1e-12)
 
 
-def test_within_transformation_matches_pyfixest_on_the_balanced_panel(built):
-    from pyfixest.estimation import demean
-
-    _, database, _ = built
-    columns = ["res", "did", "eocden", "tech_talent_share"]
-    panel = frame(database, f"select city_code, year, {', '.join(columns)} from analysis_panel order by city_code, year")
-    within = frame(database, f"""select city_code, year, within_method, {', '.join(columns)}
-        from analysis_panel_within order by city_code, year""")
-    codes = panel[["city_code", "year"]].apply(lambda s: pd.factorize(s)[0]).to_numpy().astype(np.uint64)
-    expected, converged = demean(panel[columns].to_numpy(), codes, np.ones(len(panel)), tol=1e-14, maxiter=100_000)
-    assert converged and (within["within_method"] == "closed_form").all()
-    np.testing.assert_allclose(within[columns].to_numpy(), expected, rtol=0, atol=1e-8)
-
-
-def test_within_transformation_matches_pyfixest_on_an_unbalanced_panel(built):
-    from pyfixest.estimation import demean
-
-    root, database, _ = built
-    rng = np.random.default_rng(11)
-    panel = frame(database, "select city_code, year, res, eocden from analysis_panel")
-    panel = panel[rng.random(len(panel)) > 0.25].reset_index(drop=True)
-    copy = root / "unbalanced.duckdb"
-    shutil.copy(database, copy)
-    with duckdb.connect(str(copy)) as con:
-        con.register("incoming", panel)
-        con.execute("create table main.unbalanced_test as select * from incoming")
-    got = dbt_show(copy, root / "dbt_show", """
-        select * from ({{ two_way_within('main.unbalanced_test', 'city_code', 'year', ['res', 'eocden']) }})
-    """).sort_values(["city_code", "year"]).reset_index(drop=True)
-    panel = panel.sort_values(["city_code", "year"]).reset_index(drop=True)
-    codes = panel[["city_code", "year"]].apply(lambda s: pd.factorize(s)[0]).to_numpy().astype(np.uint64)
-    expected, converged = demean(panel[["res", "eocden"]].to_numpy(), codes, np.ones(len(panel)),
-                                 tol=1e-14, maxiter=100_000)
-    assert converged and (got["within_method"] == "alternating_projections").all()
-    assert got["within_delta"].max() <= 1e-13 and got["within_iterations"].max() > 2
-    np.testing.assert_allclose(got[["res", "eocden"]].to_numpy(), expected, rtol=0, atol=1e-8)
-
-
 def test_winsorize_macro_clips_at_the_quantiles(built):
     root, database, _ = built
     got = dbt_show(database, root / "dbt_show_w", """
@@ -212,7 +174,7 @@ def test_current_boundaries_adds_laiwu_to_jinan_before_the_merger(built):
                      root / "dbt_boundaries",
                      vars_={"boundary_policy": "current_boundaries", "panel_universe": "all"})
     assert result.success, result.failures or result.log_tail
-    reported = frame(copy, """select city_code, year, variable, value from staging.stg_city_yearbook__values
+    reported = frame(copy, """select city_code, year, variable, value from intermediate.int_city_yearbook_values
         where city_code in ('370100', '371200') and year = 2015 and variable in ('gdp', 'avg_wage', 'emp_total')""")
     r = reported.pivot(index="variable", columns="city_code", values="value")
     harmonised = frame(copy, """select variable, value, is_aggregated from intermediate.int_city_year_values_reported

@@ -15,7 +15,7 @@ group by coverage
 
 NAMES_SQL = """
 select source, match_type, count(*) as names, count(*) filter (where needed_province) as needed_province
-from staging.stg_city_names__resolved
+from intermediate.int_city_names_resolved
 group by source, match_type
 order by source, names desc
 """

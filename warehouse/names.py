@@ -1,8 +1,12 @@
 """City-name resolution: from the text a delivery uses to a panel city code.
 
-The rules live here and in the dbt macro `city_key` / model `int_city_name_resolution`; a test
-checks the two agree on every alias. Ingest uses this module as a gate (a name that cannot be
-resolved fails the load with file, row and column); dbt resolves the stored key again in SQL.
+The rule lists (noise characters, province suffixes, alias change types that never identify a
+city or mark an intended exclusion, subtotal markers) live in one place, the dbt seed
+`seeds/name_rules.csv`, read here and by the dbt models `int_city_aliases`,
+`int_cities_with_province_keys` and `int_city_names_resolved`. The SQL macro `city_key` must keep
+its pattern literal; a dbt test and tests/test_names.py check it against the seed and this module.
+Ingest uses this module as a gate (a name that cannot be resolved fails the load with file, row
+and column); dbt resolves the stored key again in SQL.
 """
 from __future__ import annotations
 
@@ -14,27 +18,32 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from warehouse.paths import REFERENCE_SEEDS_DIR
+from warehouse.paths import REFERENCE_SEEDS_DIR, SEEDS_DIR
+
+NAME_RULES_CSV = SEEDS_DIR / "name_rules.csv"
+
+
+def _read_name_rules(path: Path = NAME_RULES_CSV) -> dict[str, tuple[str, ...]]:
+    """The values of each rule of the seed, in position order."""
+    rules: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    with open(path, encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            rules[row["rule"]].append((int(row["position"]), row["value"]))
+    return {rule: tuple(value for _, value in sorted(values)) for rule, values in rules.items()}
+
+
+_RULES = _read_name_rules()
 
 # Characters that vary between deliveries of the same name: whitespace, apostrophes, dots, hyphens.
-# Keep in sync with macros/city_key.sql (tested).
-_NOISE = re.compile(r"[\s'’`·.\-]")
+(_NOISE_PATTERN,) = _RULES["noise_pattern"]
+_NOISE = re.compile(_NOISE_PATTERN)
 
 # Alias rows that name another unit than the one the delivery means: they never identify a city.
-NON_IDENTITY_TYPES = frozenset(
-    {
-        "merged_into",
-        "abolished_split",
-        "boundary_transfer",
-        "excluded_non_city_prefecture",
-        "not_prefecture_city",
-        "new_city_from_subunits",
-    }
-)
-EXCLUDED_TYPES = frozenset({"excluded_non_city_prefecture", "not_prefecture_city"})
+NON_IDENTITY_TYPES = frozenset(_RULES["non_identity_change_type"])
+EXCLUDED_TYPES = frozenset(_RULES["excluded_change_type"])
 
-_PROVINCE_SUFFIXES = ("壮族自治区", "回族自治区", "维吾尔自治区", "自治区", "省", "市")
-SUBTOTAL_MARKERS = ("合计", "总计", "小计", "全省", "全国", "全市")
+_PROVINCE_SUFFIXES = _RULES["province_suffix"]
+SUBTOTAL_MARKERS = _RULES["subtotal_marker"]
 
 
 def city_key(text: str | None) -> str:

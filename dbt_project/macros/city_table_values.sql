@@ -1,6 +1,7 @@
 {#- Typed values of one city-keyed source: header mapped to a variable through the
     yearbook_headers seed, unit converted to the variable's canonical unit, city name resolved
-    through the alias seed. Unmapped headers are listed by stg_city_tables__unmapped_headers. -#}
+    through the alias seed (int_city_names_resolved). Cells come from the loads in force
+    (int_city_cells_current); unmapped headers are listed by int_unmapped_headers. -#}
 {% macro city_table_values(source_name) %}
 select
     names.city_code,
@@ -18,13 +19,13 @@ select
     cells.file_name,
     cells.source_row,
     cells.source_col
-from {{ ref('stg_city_tables__cells') }} as cells
+from {{ ref('int_city_cells_current') }} as cells
 inner join {{ ref('yearbook_headers') }} as headers
     on headers.source = cells.source and headers.header_base = cells.header_base
 left join {{ ref('unit_conversions') }} as units
     on units.unit = coalesce(cells.header_unit, headers.canonical_unit)
     and units.canonical_unit = headers.canonical_unit
-left join {{ ref('stg_city_names__resolved') }} as names
+left join {{ ref('int_city_names_resolved') }} as names
     on names.source = cells.source
     and names.city_key = cells.city_key
     and names.province_text is not distinct from cells.province_text

@@ -4,7 +4,7 @@
 -- r_centred subtracts the year's cross-city mean (the study "applies a centering transformation").
 with panel as (
     select city_code, year, gdp_per_capita_growth, national_gdp_per_capita_growth
-    from {{ ref('int_city_year_panel') }}
+    from {{ ref('int_gdp_per_capita_growth') }}
     where year between {{ var('panel_first_year') }} and {{ var('panel_last_year') }}
 ),
 
