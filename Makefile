@@ -10,7 +10,7 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean browser
 
 install: $(STAMP)
 
@@ -25,8 +25,20 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/cityres demo
 
+## Headless Chromium and a CJK font for the report's browser test (Debian; CI runs as root).
+## Installs only what is missing; quiet, idempotent; skipped with a note when not root.
+BROWSER_PACKAGES := chromium fonts-noto-cjk
+browser:
+	@if command -v chromium >/dev/null 2>&1 && dpkg -s fonts-noto-cjk >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing $(BROWSER_PACKAGES) (report browser test)"; \
+	  log=$$(mktemp); { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES); } >"$$log" 2>&1 \
+	    || { cat "$$log"; rm -f "$$log"; exit 1; }; rm -f "$$log"; \
+	else echo "note: $(BROWSER_PACKAGES) missing and not root: the report browser test will be skipped"; fi
+
 ## The test suite (CI runs exactly this through .ci/run).
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 ## cityres vs pyfixest side by side (placebo batch; 9M-row TWFE): minutes, ~8 GiB RAM; writes BENCHMARKS.md.

@@ -1,0 +1,315 @@
+"""ONE context dict for both templates (report.md.j2 and report.html.j2).
+
+Everything a reader sees is decided here: which sections exist and in which order, their
+titles (built from what was run: the event study's window from its EventStudyResult, the
+placebo's draws from its PlaceboResult), and every number, already formatted, so that the
+Markdown and the HTML show the same sections with the same numbers. The templates only lay
+the context out.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flows.report.figures import Figure
+
+NUMBER_WORDS = {1: "One", 2: "Two", 3: "Three", 4: "Four", 5: "Five", 6: "Six", 7: "Seven", 8: "Eight",
+                9: "Nine", 10: "Ten", 11: "Eleven", 12: "Twelve", 15: "Fifteen", 20: "Twenty"}
+MARKS = {"ok": "✔", "fail": "✖", "warn": "⚠", "info": "•"}
+FILE_COLUMNS = ["source", "file_name", "sha256", "rows", "status", "replaces_earlier"]
+PERMUTATIONS = {"adoption": "random adoption assignments", "units": "random assignments of the treated units"}
+
+
+# How links and the contents line name a section (its heading is the full title).
+SHORT_TITLES = {"summary": "Summary", "index": "Index", "top-cities": "Top cities", "baseline": "Table 3",
+                "event-study": "Event study", "placebo": "Placebo", "nqp": "NQP Table 3",
+                "treated-control": "Pilot vs other cities", "files": "Files", "dbt": "dbt build",
+                "changes": "Changes", "imputed": "Imputed cells", "names": "Names", "expectations": "Expectations",
+                "revisions": "Revisions", "where": "Paths"}
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    group: str  # summary | results | details
+    figures: list[Figure] = field(default_factory=list)
+
+    @property
+    def short(self) -> str:
+        return SHORT_TITLES.get(self.id, self.title)
+
+
+def k_label(k: int) -> str:
+    """An event time as printed: −4, 0, 7 (a true minus sign)."""
+    return f"−{-k}" if k < 0 else str(k)
+
+
+def event_study_title(leads: int, lags: int, base: int) -> str:
+    return f"Event study (parallel trends; k = {k_label(-leads)}…{k_label(lags)}, base {k_label(base)})"
+
+
+def placebo_title(draws: int, permute: str) -> str:
+    return f"Placebo test ({draws} {PERMUTATIONS.get(permute, f'random assignments ({permute})')})"
+
+
+def top_title(n: int, year: int | None) -> str:
+    word = NUMBER_WORDS.get(n, str(n))
+    return f"{word} most resilient cities, latest year" + (f" ({year})" if year is not None else "")
+
+
+def _num(value, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def _item(text: str, href: str | None = None, mark: str = "info", label: str = "") -> dict:
+    return {"text": text, "href": href, "mark": mark, "symbol": MARKS[mark], "label": label, "also": None}
+
+
+def title_of(summary) -> str:
+    kind = {"dry-run": "dry run", "validate": "validation of the published warehouse"}.get(summary.mode, "refresh")
+    return f"cityres {kind} {summary.vintage}"
+
+
+# ---------------------------------------------------------------- results of the studies
+
+def baseline_results(estimation, ground_truth: dict | None) -> dict:
+    from estimation.studies.common import table3
+    from estimation.studies.resilience import truth_comparison
+
+    specs, results = estimation.baseline
+    term = specs[-1].regressors[0]
+    last = results[-1]
+    low, high = (float(v) for v in last.conf_int.loc[term])
+    p = float(last.tidy().set_index("term").loc[term, "p"])
+    truth = truth_comparison(results, ground_truth, estimation.panel_years) if ground_truth is not None else []
+    compared = len(truth) == 2  # the truth and the estimate; one line says why they were not compared
+    return {
+        "truth_att": _num(ground_truth["att"]["resilience_index"], ".5f") if compared else None,
+        "covered": compared and truth[1].rstrip().endswith("covers the truth."),
+        "markdown": table3(specs, results, "markdown"), "html": table3(specs, results, "html"),
+        "truth": truth, "term": term, "column": len(results),
+        "coef": _num(float(last.coef[term]), ".5f"), "ci_low": _num(low, ".5f"), "ci_high": _num(high, ".5f"),
+        "p": _num(p, ".4f"), "outcome": specs[-1].outcome,
+    }
+
+
+def event_study_results(estimation, ground_truth: dict | None) -> dict:
+    from estimation.studies.resilience import event_study_truth
+
+    es = estimation.event_study
+    truth_rows = []
+    if ground_truth and tuple(estimation.panel_years) == tuple(ground_truth["years"]["panel"]):
+        truth_rows = event_study_truth(es, ground_truth)
+    pretrend = None
+    if es.pretrend is not None:
+        pt = es.pretrend
+        leads = sorted(int(t.split("::")[-1]) for t in pt.terms) if getattr(pt, "terms", None) else []
+        pretrend = {"df1": pt.df1, "df2": pt.df2, "f": _num(pt.f, ".3f"), "p": _num(pt.p_f, ".4f"),
+                    "leads": ", ".join(k_label(k) for k in leads)}
+    return {"title": event_study_title(es.leads, es.lags, es.base), "markdown": es.table("markdown"),
+            "html": es.table("html"), "truth": truth_rows, "pretrend": pretrend,
+            "binned": es.bin_endpoints, "base": k_label(es.base)}
+
+
+def placebo_results(estimation) -> dict:
+    placebo = estimation.placebo
+    s = placebo.summary()
+    return {
+        "title": placebo_title(placebo.n_draws, placebo.permute), "draws": s["draws"], "valid_draws": s["valid_draws"],
+        "coef": _num(s["coef"], ".5f"), "p": _num(s["p"], ".4f"),
+        "placebo_mean": _num(s["placebo_mean"], ".3g"), "placebo_sd": _num(s["placebo_sd"], ".3g"),
+        "share_p_below_0_1": _num(s["share_p_below_0.1"], ".3f"),
+        "ri_p_value": _num(s["ri_p_value"], ".3f"), "ri_p_value_plus1": _num(s["ri_p_value_plus1"], ".4f"),
+        "seed": s["seed"],
+    }
+
+
+def nqp_results(estimation) -> dict:
+    from estimation.studies.common import table3
+
+    specs, results = estimation.nqp_baseline
+    return {"title": f"The NQP study's Table 3 (outcome: {specs[0].outcome})",
+            "markdown": table3(specs, results, "markdown", adj_r2=True),
+            "html": table3(specs, results, "html", adj_r2=True)}
+
+
+# ---------------------------------------------------------------- the summary lines
+
+def _changed(summary, facts: dict, files: list[dict]) -> list[dict]:
+    if summary.mode == "validate":
+        return [_item("Validation of the published warehouse: nothing was loaded.")]
+    lines = []
+    loaded = len(summary.files_loaded)
+    if facts.get("first_load"):
+        lines.append(_item(f"First load: every city-year is new ({loaded} file(s) loaded).", "#changes"))
+    changes = facts.get("changes")
+    if changes:
+        if changes["new_years"]:
+            lines.append(_item("New years: " + ", ".join(map(str, changes["new_years"])) + ".", "#changes"))
+        if changes["new_cities"]:
+            lines.append(_item(f"New cities: {len(changes['new_cities'])}.", "#changes"))
+        changed = sum(r["changed_city_years"] for r in changes["by_year"])
+        if changed:
+            years = [str(r["year"]) for r in changes["by_year"] if r["changed_city_years"]]
+            lines.append(_item(f"City-years with changed values: {changed} (in {', '.join(years)}).", "#changes"))
+        if not changes["by_year"]:
+            lines.append(_item("No city-year differs from the published vintage.", "#changes"))
+    corrected = [f["file_name"] for f in files if f.get("replaces_earlier")]
+    if corrected:
+        lines.append(_item(f"Corrected files (replacing an earlier delivery): {', '.join(corrected)}.", "#files"))
+    revisions = facts.get("revisions")
+    if revisions:
+        text = f"Revised index values: {revisions['revised']} of {revisions['compared']} published city-year values"
+        if revisions["revised"]:
+            text += f" (largest |Δ| {revisions['max_abs']:.3g})"
+        lines.append(_item(text + ".", "#revisions"))
+    if not lines and not loaded:
+        lines.append(_item("Nothing new was loaded.", "#files"))
+    for error in facts.get("errors") or []:
+        lines.append(_item(f"Not compared with the published vintage: {error}", "#changes", "warn"))
+    return lines
+
+
+def _headline(summary, baseline: dict | None, event: dict | None, placebo: dict | None) -> list[dict]:
+    if baseline is None:
+        reason = {"dry-run": "a dry run does not estimate", "validate": "a validation does not estimate"}.get(
+            summary.mode, "the load was not published" if summary.status != "published" else "no estimation ran")
+        return [_item(f"No estimates: {reason}.")]
+    lines = [_item(f"DID, Table 3 column ({baseline['column']}) on {baseline['outcome']}: {baseline['coef']}, "
+                   f"95% CI [{baseline['ci_low']}, {baseline['ci_high']}] (p = {baseline['p']}).", "#baseline",
+                   label="did")]
+    if baseline["truth_att"] is not None:
+        inside = "inside" if baseline["covered"] else "OUTSIDE"
+        lines.append(_item(f"Synthetic ground truth: the true ATT {baseline['truth_att']} is {inside} that 95% CI.",
+                           "#baseline", "ok" if baseline["covered"] else "fail", label="truth"))
+    elif baseline["truth"]:
+        lines.append(_item(baseline["truth"][0].replace("**", ""), "#baseline", label="truth"))
+    if event and event["pretrend"]:
+        pt = event["pretrend"]
+        lines.append(_item(f"Pre-trend test (leads k = {pt['leads']} jointly 0): F({pt['df1']}, {pt['df2']}) = "
+                           f"{pt['f']}, p = {pt['p']}.", "#event-study", label="pretrend"))
+    if placebo:
+        lines.append(_item(f"Placebo randomisation p-value: {placebo['ri_p_value']} ({placebo['ri_p_value_plus1']} "
+                           f"counting the real assignment; {placebo['draws']} draws).", "#placebo", label="placebo"))
+    return lines
+
+
+def _checks(summary, facts: dict, critical: list, warnings: list) -> list[dict]:
+    lines = []
+    if summary.mode != "validate":
+        failed = len(summary.files_failed)
+        lines.append(_item(f"Files: {len(summary.files_loaded)} loaded, {summary.files_skipped} already loaded, "
+                           f"{failed} failed.", "#files", "fail" if failed else "ok", "files"))
+        if not dbt_ran(summary):
+            lines.append(_item("dbt build: not run.", "#dbt", "info", "dbt"))
+        else:
+            n_fail, n_warn = len(summary.dbt_failures), len(summary.dbt_warnings)
+            mark = "fail" if n_fail else ("warn" if n_warn else "ok")
+            lines.append(_item(f"dbt build: {n_fail} failure(s), {n_warn} warning(s).", "#dbt", mark, "dbt"))
+    mark = "fail" if critical else ("warn" if warnings else "ok")
+    lines.append(_item(f"Expectations: {summary.expectations_passed} passed, {len(summary.expectations_failed)} failed "
+                       f"({len(critical)} critical, {len(warnings)} warning).", "#expectations", mark, "expectations"))
+    if summary.gx_docs:
+        lines[-1]["also"] = {"href": summary.gx_docs, "text": "GX Data Docs"}
+    imputed = facts.get("imputed")
+    coverage = facts.get("coverage")
+    if imputed:
+        share = f" ({100 * coverage['imputed_share']:.3f} % of panel cells)" if coverage else ""
+        lines.append(_item(f"Imputed cells: {imputed['total']} filled by interpolation{share}.", "#imputed",
+                           label="imputed"))
+    if coverage and coverage.get("resolved_names"):
+        names = sum(r["names"] for r in coverage["resolved_names"])
+        province = sum(r["needed_province"] or 0 for r in coverage["resolved_names"])
+        kinds = len({r["match_type"] for r in coverage["resolved_names"]})
+        lines.append(_item(f"City names: {names} delivered names resolved by {kinds} kind(s) of match, "
+                           f"{province} needed the province.", "#names", label="names"))
+    return lines
+
+
+def dbt_ran(summary) -> bool:
+    return "dbt build" in summary.step_seconds or bool(summary.dbt_failures or summary.dbt_warnings)
+
+
+# ---------------------------------------------------------------- the context
+
+def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground_truth: dict | None = None,
+                  top_cities: list[dict] | None = None, latest_year: int | None = None,
+                  index_years: tuple[int, int] | None = None, index_figures: list[Figure] | None = None,
+                  study_figures: dict[str, Figure] | None = None, figure_notes: list[str] | None = None,
+                  limit: int = 5) -> dict:
+    """The one context both templates render."""
+    failed = summary.expectations_failed
+    critical = [f for f in failed if f["severity"] == "critical"]
+    warnings = [f for f in failed if f["severity"] != "critical"]
+    files = [{**f, "sha256": (f.get("sha256") or "")[:16]} for f in facts.get("files", [])]
+    study_figures = study_figures or {}
+    figures_by_name = {f.name: f for f in index_figures or []}
+
+    baseline = event = placebo = nqp = None
+    if estimation is not None:
+        baseline = baseline_results(estimation, ground_truth)
+        event = event_study_results(estimation, ground_truth)
+        placebo = placebo_results(estimation)
+        nqp = nqp_results(estimation)
+
+    checks = _checks(summary, facts, critical, warnings)
+    sections = [Section("summary", "Summary", "summary")]
+    index_section = [figures_by_name[n] for n in ("top_bottom", "map", "by_year") if n in figures_by_name]
+    if index_section or figure_notes:
+        years = f", {index_years[0]}–{index_years[1]}" if index_years else ""
+        sections.append(Section("index", f"The resilience index{years}", "results", index_section))
+    if top_cities:
+        sections.append(Section("top-cities", top_title(len(top_cities), latest_year), "results"))
+    if baseline:
+        sections.append(Section("baseline", "Baseline DID (the resilience study's Table 3)", "results",
+                                [figures_by_name["treated_control"]] if "treated_control" in figures_by_name else []))
+        sections.append(Section("event-study", event["title"], "results",
+                                [study_figures["event_study"]] if "event_study" in study_figures else []))
+        sections.append(Section("placebo", placebo["title"], "results",
+                                [study_figures["placebo"]] if "placebo" in study_figures else []))
+        sections.append(Section("nqp", nqp["title"], "results"))
+    elif "treated_control" in figures_by_name:
+        sections.append(Section("treated-control", "Pilot cities vs the others", "results",
+                                [figures_by_name["treated_control"]]))
+    if summary.mode != "validate":
+        sections += [Section("files", "Files", "details"), Section("dbt", "dbt build", "details"),
+                     Section("changes", "New and changed cities and years", "details")]
+    sections.append(Section("imputed", "Imputed cells", "details"))
+    if facts.get("coverage"):
+        sections.append(Section("names", "City names resolved", "details"))
+    sections.append(Section("expectations", "Expectations", "details"))
+    if summary.mode != "validate":
+        sections.append(Section("revisions", "Revisions to published index values", "details"))
+    sections.append(Section("where", "Where things are", "details"))
+
+    return {
+        "title": title_of(summary), "vintage": summary.vintage, "mode": summary.mode,
+        "synthetic": summary.synthetic, "banner": _banner(),
+        "status": summary.status, "status_class": summary.status.replace(" ", "-"), "reasons": summary.reasons,
+        "dry_run": summary.mode == "dry-run",
+        "summary": summary, "facts": facts, "files": files, "file_columns": FILE_COLUMNS,
+        "critical": critical, "warnings": warnings, "limit": limit,
+        "changed": _changed(summary, facts, files),
+        "headline": _headline(summary, baseline, event, placebo),
+        "checks": checks,
+        "notes": list(facts.get("notes") or []),
+        "figure_notes": list(figure_notes or []),
+        "sections": sections, "titles": {s.id: s.short for s in sections},
+        # details whose check failed are shown open: a refused load shows why without a click
+        "open_sections": sorted({item["href"][1:] for item in checks if item["mark"] == "fail" and item["href"]}),
+        "top_cities": top_cities or [],
+        "baseline": baseline, "event": event, "placebo": placebo, "nqp": nqp,
+        "dbt_ran": dbt_ran(summary),
+        "paths": {"warehouse": summary.warehouse, "folder": str(folder), "md": str(folder / "report.md"),
+                  "html": str(folder / "report.html"), "index": str(folder / "index.html")},
+        "gx_docs": summary.gx_docs,
+        "timings": json.dumps(summary.step_seconds),
+    }
+
+
+def _banner() -> str:
+    from warehouse.provenance import SYNTHETIC_BANNER
+
+    return SYNTHETIC_BANNER

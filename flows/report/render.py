@@ -1,0 +1,139 @@
+"""Write reports/<vintage>/: report.md (figures beside it as PNG), index.html (self-contained:
+inline CSS, figures as data URIs; report.html is the same page), and make the GX Data Docs
+under gx/ work offline.
+"""
+from __future__ import annotations
+
+import html
+import re
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from expectations.config import EXAMPLES_IN_REPORT
+from flows.report.context import build_context
+from flows.report.facts import empty_facts, index_data, records, top_cities
+from flows.report.figures import figure_record
+from warehouse.connections import connect_read_only
+from warehouse.paths import Home
+
+TEMPLATES = "templates"
+MD_TEMPLATE, HTML_TEMPLATE = "report.md.j2", "report.html.j2"
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def md_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    if not rows:
+        return ""
+    columns = columns or list(rows[0])
+
+    def esc(v) -> str:
+        return _cell(v).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(esc(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def html_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    if not rows:
+        return ""
+    columns = columns or list(rows[0])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in columns) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def md_inline(text: str) -> str:
+    """Escaped text with Markdown's **bold** as <strong>."""
+    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(text))
+
+
+def environment(autoescape: bool):
+    import jinja2
+    from markupsafe import Markup
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("flows.report", TEMPLATES), autoescape=autoescape,
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["md_table"] = md_table
+    env.filters["html_table"] = lambda rows, columns=None: Markup(html_table(rows, columns))
+    env.filters["md_inline"] = lambda text: Markup(md_inline(text))
+    return env
+
+
+def render(context: dict) -> tuple[str, str]:
+    """(Markdown, HTML) of one context."""
+    markdown = environment(False).get_template(MD_TEMPLATE).render(context)
+    markdown = re.sub(r"\n{3,}", "\n\n", markdown).strip() + "\n"
+    page = environment(True).get_template(HTML_TEMPLATE).render(context)
+    return markdown, page
+
+
+def _index_view(index_db: Path | None, folder: Path, synthetic: bool) -> dict:
+    """Top cities and the report's own figures from the warehouse whose index is shown."""
+    from flows.report.figures import index_figures
+
+    view = {"top_cities": [], "latest_year": None, "index_years": None, "index_figures": [], "figure_notes": []}
+    if index_db is None or not Path(index_db).exists():
+        return view
+    try:
+        with connect_read_only(index_db) as con:
+            view["top_cities"] = records(top_cities(con))
+        data = index_data(Path(index_db))
+    except duckdb.Error as exc:  # a warehouse of another shape: say so, do not fail the refresh
+        view["figure_notes"].append(f"the index could not be read: {str(exc).splitlines()[0]}")
+        return view
+    if data is None:
+        return view
+    view["latest_year"], view["index_years"] = data.latest_year, data.years
+    view["index_figures"], view["figure_notes"] = index_figures(data, folder, synthetic)
+    return view
+
+
+def _study_figures(estimation, folder: Path) -> dict:
+    files = estimation.figures(folder)  # the engine's figures: event_study.png, placebo.png
+    alts = {"event_study": ("Event study", ("Event-time coefficients with 95% confidence intervals; "
+                                            "the base period is the open circle.")),
+            "placebo": ("Placebo", ("Placebo coefficients (density) and their p-values; the dashed line is "
+                                    "the real estimate."))}
+    return {name: figure_record(name, folder / file, *alts.get(name, (name, ""))) for name, file in files.items()}
+
+
+def write_report(home: Home, summary, estimation, ground_truth: dict | None,
+                 index_db: Path | None = None) -> Path:
+    """Write reports/<vintage>/report.md, index.html and report.html; return the Markdown path.
+
+    `index_db` is the warehouse whose index the report shows (the published one after a
+    publish, the candidate of a dry run that would publish); None shows no index.
+    """
+    from flows.report.gx_offline import make_offline
+
+    folder = home.reports / summary.vintage
+    folder.mkdir(parents=True, exist_ok=True)
+    if index_db is None and summary.status == "published":
+        index_db = home.warehouse_db
+    facts = summary.facts or empty_facts()
+    for key, default in empty_facts().items():
+        facts.setdefault(key, default)
+    view = _index_view(index_db, folder, summary.synthetic)
+    context = build_context(
+        summary, facts, folder=folder, estimation=estimation, ground_truth=ground_truth,
+        study_figures=_study_figures(estimation, folder) if estimation is not None else None,
+        limit=EXAMPLES_IN_REPORT, **view)
+    markdown, page = render(context)
+    if summary.gx_docs and (folder / summary.gx_docs).exists():
+        make_offline((folder / summary.gx_docs).parent)
+    md_path, index_path, html_path = folder / "report.md", folder / "index.html", folder / "report.html"
+    index_path.write_text(page, encoding="utf-8")
+    shutil.copyfile(index_path, html_path)
+    md_path.write_text(markdown, encoding="utf-8")  # last: its presence marks a written report
+    summary.report_html = str(html_path)
+    return md_path
