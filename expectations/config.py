@@ -125,6 +125,12 @@ WEIGHT_TOLERANCE = 1e-12
 JUMP_THRESHOLD = 1.0
 JUMP_THRESHOLD_BY_VARIABLE: dict[str, float] = {"fdi": 1.5}
 
+# A unit switch: a variable that jumps by a power of ten (|Δ log10| within UNIT_SWITCH_SLACK of
+# a whole number >= 1) for more than UNIT_SWITCH_SHARE of the cities between two years is a
+# delivery in another unit (e.g. 户 instead of 万户), not news: critical, it blocks publishing.
+UNIT_SWITCH_SHARE = 0.5
+UNIT_SWITCH_SLACK = 0.25
+
 # Distribution drift of each index indicator against the previously published vintage:
 # two-sample Kolmogorov-Smirnov statistic (warning above the threshold).
 KS_THRESHOLD = 0.05

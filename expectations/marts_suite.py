@@ -22,6 +22,8 @@ from expectations.config import (
     KS_THRESHOLD,
     RATIO_BOUNDS,
     WARNING,
+    UNIT_SWITCH_SHARE,
+    UNIT_SWITCH_SLACK,
     WEIGHT_TOLERANCE,
 )
 from expectations.runner import Batch, Expect
@@ -59,10 +61,10 @@ with series as (
 
 cells as (
     select city_code, year, variable, file_name, source_row, source_col
-    from staging.stg_city_yearbook__values
+    from intermediate.int_city_yearbook_values
     union all
     select city_code, year, variable, file_name, source_row, source_col
-    from staging.stg_patents__city_counts
+    from intermediate.int_patent_city_counts
 )
 
 select series.city_code, series.year, series.variable, series.value, series.previous_value,
@@ -74,6 +76,27 @@ left join cells using (city_code, year, variable)
 where series.value > 0 and series.previous_value > 0 and series.previous_year = series.year - 1
 group by all
 order by series.variable, series.city_code, series.year
+"""
+
+UNIT_SWITCH_SQL = """
+with series as (
+    select city_code, year, variable, value, is_imputed,
+           lag(value) over w as previous_value, lag(year) over w as previous_year
+    from intermediate.int_city_year_values_long
+    window w as (partition by city_code, variable order by year)
+),
+steps as (
+    select variable, year, log10(value / previous_value) as dlog10
+    from series
+    where value > 0 and previous_value > 0 and previous_year = year - 1 and not is_imputed
+)
+select variable, year, count(*) as cities,
+       avg(case when abs(dlog10) >= 1 - $slack and abs(dlog10 - round(dlog10)) <= $slack
+                then 1.0 else 0.0 end) as share_power_of_ten,
+       round(median(dlog10)) as median_power_of_ten
+from steps
+group by variable, year
+order by variable, year
 """
 
 INDEX_INPUTS_SQL = "select index_name, indicator, value from intermediate.int_index_inputs where value is not null"
@@ -248,6 +271,17 @@ def jumps_batch(con: duckdb.DuckDBPyConnection) -> Batch:
                   "source_col", "is_imputed"))
 
 
+def unit_switch_batch(con: duckdb.DuckDBPyConnection) -> Batch:
+    frame = con.execute(UNIT_SWITCH_SQL, {"slack": UNIT_SWITCH_SLACK}).df()
+    return Batch("marts", "unit_switch", frame, [
+        Expect("ExpectColumnValuesToBeBetween", "marts.unit_switch", CRITICAL,
+               f"no variable jumps by a power of ten for more than {UNIT_SWITCH_SHARE:.0%} of the cities "
+               "between two years (a delivery in another unit)",
+               {"column": "share_power_of_ten", "max_value": UNIT_SWITCH_SHARE},
+               threshold=f"share ≤ {UNIT_SWITCH_SHARE:g}"),
+    ], ("variable", "year", "cities", "median_power_of_ten"))
+
+
 def drift_batch(con: duckdb.DuckDBPyConnection, previous: Path) -> Batch:
     return Batch("marts", "drift", drift_frame(con, previous), [
         Expect("ExpectColumnValuesToBeBetween", "marts.drift", WARNING,
@@ -276,6 +310,7 @@ def marts_batches(con: duckdb.DuckDBPyConnection, previous: Path | None,
         (("policy_panel",), "policy timing", lambda: [policy_batch(con)]),
         (("analysis_panel",), "analysis panel keys", lambda: [analysis_batch(con)]),
         (("int_city_year_values_long",), "year-on-year jumps", lambda: [jumps_batch(con)]),
+        (("int_city_year_values_long",), "unit switches", lambda: [unit_switch_batch(con)]),
     ]
     if previous is not None and previous.exists():
         parts.append((("int_index_inputs",), "drift", lambda: [drift_batch(con, previous)]))

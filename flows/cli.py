@@ -1,7 +1,7 @@
 """The `cityres` command line."""
 from __future__ import annotations
 
-import sys
+import json
 import time
 from pathlib import Path
 from typing import Optional
@@ -13,11 +13,12 @@ from rich.table import Table
 
 from flows.cli_common import HomeOption, resolve_home
 from flows.estimate_cli import estimate_app
+from flows.query_cli import query, sql_shell
 from warehouse.paths import Home
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="cityres: a city-year panel warehouse with SQL-native econometrics.")
-console = Console()
+console = Console(soft_wrap=True)  # lines are never hard-wrapped: they get copied and grepped
 
 def _print_frame(frame, title: str | None = None) -> None:
     table = Table(title=title, show_lines=False)
@@ -44,31 +45,94 @@ def sample(
                   f"({len(summary['files'])} files, {summary['seconds']:.1f} s); ground truth: {summary['ground_truth']}")
 
 
-def _run_refresh(home: Home) -> dict:
+def _check_config_or_exit(home: Home) -> None:
+    """cityres.toml is checked before anything runs: one line per problem, exit 2."""
+    from warehouse.settings import check_config
+
+    problems = check_config(home)
+    if problems:
+        for line in problems:
+            console.print(f"[red]✗[/red] {escape(line)}", highlight=False)
+        raise typer.Exit(2)
+
+
+def _run_refresh(home: Home, retry_failed: bool = False) -> dict:
+    """The refresh flow; decided "unchanged" without starting Prefect when nothing is new."""
+    from warehouse.ingest import new_load_id
+    from warehouse.status import landing_has_news, vintage_without_report
+
+    if not landing_has_news(home, retry_failed) and vintage_without_report(home) is None:
+        result = {"vintage": new_load_id(), "status": "unchanged", "reasons": ["no new files in the landing folder"],
+                  "files_failed": [], "report": ""}
+        home.reports.mkdir(parents=True, exist_ok=True)
+        (home.reports / "last_refresh.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+        return result
     from flows.refresh import refresh as refresh_flow
 
-    return refresh_flow(home_dir=str(home.root))
+    return refresh_flow(home_dir=str(home.root), retry_failed=retry_failed)
 
 
 def _print_refresh(result: dict, label: str = "refresh ", colours: dict | None = None) -> None:
-    colour = (colours or {"published": "green", "unchanged": "yellow"}).get(result["status"], "red")
+    colour = (colours or {"published": "green", "unchanged": "yellow", "busy": "yellow"}).get(result["status"], "red")
     console.print(f"{label}{result['vintage']}: [bold {colour}]{result['status']}[/]")
     for reason in result["reasons"]:  # escaped: dbt messages and file errors may hold [brackets]
         console.print(f"  - {escape(reason)}")
     for failed in result["files_failed"]:
         console.print(f"  [red]✗[/red] {escape(failed['error'])}")
+    for check in result.get("expectations_failed", []):
+        if check.get("severity") == "critical":
+            console.print(f"  [red]✗[/red] {escape(check_in_words(check))}", highlight=False)
+
+
+def _example_in_words(row: dict) -> str:
+    """One example row of a failed check as a person would say where to look."""
+    where = []
+    if row.get("file_name"):
+        where.append(str(row["file_name"]))
+    if row.get("source_row") is not None:
+        where.append(f"row {row['source_row']}")
+    if row.get("source_col") is not None:
+        where.append(f"column {row['source_col']}" + (f" ({row['header_text']})" if row.get("header_text") else ""))
+    located = {"file_name", "source_row", "source_col", "header_text"}
+    rest = [f"{k} {v!r}" if isinstance(v, str) else f"{k} {v}" for k, v in row.items()
+            if k not in located and v is not None and v != ""]
+    return ", ".join(where) + (": " if where and rest else "") + ", ".join(rest)
+
+
+def check_in_words(check: dict) -> str:
+    """A failed expectation in words: what was expected, how often it failed, the first example."""
+    count = check.get("unexpected_count")
+    total = check.get("element_count")
+    head = f"{check.get('description', check.get('check'))}"
+    if count is not None and total:
+        head += f" - {count} of {total} rows do not"
+    examples = check.get("example_rows") or []
+    if examples:
+        head += f"; e.g. {_example_in_words(examples[0])}"
+    return head
 
 
 @app.command()
-def refresh(home: Optional[Path] = HomeOption) -> None:
-    """Load new landing files, rebuild, validate and publish (the Prefect refresh flow)."""
+def refresh(
+    home: Optional[Path] = HomeOption,
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="load again files refused before, even "
+                                      "if unchanged (e.g. after adding a header mapping)"),
+) -> None:
+    """Load new landing files, rebuild, validate and publish (the Prefect refresh flow).
+
+    Exit status: 0 published or unchanged, 1 refused, 2 bad configuration, 3 another refresh
+    is running (waited [refresh] lock_wait_seconds).
+    """
     h = resolve_home(home)
-    result = _run_refresh(h)
+    _check_config_or_exit(h)
+    result = _run_refresh(h, retry_failed)
     _print_refresh(result)
     if result["report"]:
         console.print(f"report: {result['report']}")
     if result["status"] == "refused":
         raise typer.Exit(1)
+    if result["status"] == "busy":
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -84,6 +148,7 @@ def validate(
     reports/; exits 1 when a critical expectation fails (dry run: when the load would be refused).
     """
     h = resolve_home(home)
+    _check_config_or_exit(h)
     if landing is not None:
         if not landing.is_dir():
             console.print(f"[red]no folder {landing}[/]")
@@ -109,6 +174,8 @@ def validate(
         console.print(f"  {mark} {text}", highlight=False)
     if result["report"]:
         console.print(f"report: {result['report']}")
+    if result["status"] == "busy":
+        raise typer.Exit(3)
     if result["status"] in ("failed", "would refuse"):
         raise typer.Exit(1)
 
@@ -128,6 +195,7 @@ def serve(
     from warehouse.settings import load_serve_settings
 
     h = resolve_home(home)
+    _check_config_or_exit(h)
     settings = load_serve_settings(h)
     overrides = {"cron": cron, "port": port, "poll_seconds": poll_seconds, "settle_seconds": settle_seconds}
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
@@ -151,6 +219,7 @@ def demo(
     from warehouse.sample import write_sample
 
     h = resolve_home(home)
+    _check_config_or_exit(h)
     h.ensure()
     started = time.perf_counter()
     if not any(p for p in h.landing.rglob("*") if p.is_file()):
@@ -194,42 +263,11 @@ def _show_results(h: Home) -> None:
     console.print(table3(specs, results, "text"), markup=False, highlight=False)
 
 
-@app.command()
-def query(
-    sql: str = typer.Argument(..., help="SQL to run against the published warehouse (read-only)"),
-    home: Optional[Path] = HomeOption,
-    fmt: str = typer.Option("table", "--format", help="table | csv | json"),
-) -> None:
-    """Run SQL on the published warehouse, read-only."""
-    import duckdb
-
-    from warehouse.provenance import is_synthetic
-
-    h = resolve_home(home)
-    if not h.warehouse_db.exists():
-        console.print(f"[red]no published warehouse at {h.warehouse_db}; run `cityres refresh` first[/]")
-        raise typer.Exit(2)
-    from warehouse.connections import connect_read_only
-
-    with connect_read_only(h.warehouse_db) as con:
-        try:
-            frame = con.execute(sql).df()
-        except duckdb.Error as exc:
-            console.print(f"[red]{exc}[/]")
-            raise typer.Exit(2) from None
-        synthetic = is_synthetic(con)
-    if fmt == "csv":
-        frame.to_csv(sys.stdout, index=False)
-    elif fmt == "json":
-        sys.stdout.write(frame.to_json(orient="records", force_ascii=False, double_precision=15, date_format="iso") + "\n")
-    else:
-        _print_frame(frame)
-    if synthetic:
-        # stderr, so csv/json output stays machine-readable
-        Console(stderr=True).print("[yellow](synthetic sample data)[/]")
-
-
+app.command("query")(query)
+app.command("sql")(sql_shell)
 app.add_typer(estimate_app, name="estimate")
+from flows.report.command import report_command  # noqa: E402  (`cityres report`: the path of a report)
+app.command("report")(report_command)
 
 
 if __name__ == "__main__":

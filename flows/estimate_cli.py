@@ -28,7 +28,7 @@ from flows.cli_common import HomeOption, resolve_home
 estimate_app = typer.Typer(no_args_is_help=True,
                            help="Estimate models on the warehouse or on a CSV/Parquet panel of your own.")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DataOption = typer.Option(None, "--data", help="warehouse table/view, a .csv/.parquet file, or a SELECT "
                           "(default with --study: analysis_panel)")
@@ -80,10 +80,17 @@ def _pick(value, study: StudyDefaults | None, field: str, option: str):
 
 @contextmanager
 def _open_data(data: str, home: Optional[Path]):
-    """Yield (connection, relation) for a file, a SELECT on the warehouse, or a warehouse table."""
+    """Yield (connection, relation) for a file, a SELECT on the warehouse, or a warehouse table.
+
+    Either way the connection is sandboxed like `cityres query`'s: a user's file is read into
+    a temporary table first, then file access is switched off and the configuration locked; the
+    published warehouse is opened read-only in the sandbox.
+    """
     import duckdb
 
-    from warehouse.connections import connect_memory, connect_read_only
+    from warehouse.connections import connect_memory
+    from warehouse.sandbox import connect_sandboxed
+    from warehouse.settings import ConfigError, load_query_settings
 
     path = Path(data)
     if path.suffix.lower() in (".csv", ".parquet") and not _SELECT.match(data):
@@ -91,10 +98,12 @@ def _open_data(data: str, home: Optional[Path]):
             _fail(f"no file {data}")
         con = connect_memory()
         reader = "read_parquet" if path.suffix.lower() == ".parquet" else "read_csv_auto"
-        # a view cannot take a bound parameter: the path becomes a quoted SQL string literal
+        # a table function cannot take a bound parameter: the path becomes a quoted SQL string literal
         literal = "'" + str(path.resolve()).replace("'", "''") + "'"
         try:
-            con.execute(f"CREATE TEMP VIEW __cr_user_data AS SELECT * FROM {reader}({literal})")
+            con.execute(f"CREATE TEMP TABLE __cr_user_data AS SELECT * FROM {reader}({literal})")
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
         except duckdb.Error as exc:
             con.close()
             _fail(f"{data}: cannot be read ({str(exc).splitlines()[0]})")
@@ -103,7 +112,11 @@ def _open_data(data: str, home: Optional[Path]):
         h = resolve_home(home)
         if not h.warehouse_db.exists():
             _fail(f"{data!r} is not a .csv/.parquet file and there is no published warehouse at {h.warehouse_db}")
-        con = connect_read_only(h.warehouse_db)
+        try:
+            settings = load_query_settings(h)
+        except ConfigError as exc:
+            _fail("; ".join(exc.problems))
+        con = connect_sandboxed(h.warehouse_db, settings)
         relation = data
     try:
         yield con, relation

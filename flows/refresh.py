@@ -81,13 +81,11 @@ class Workspace:
 
 # ---------------------------------------------------------------- steps (plain functions)
 
-def nothing_new(ws: Workspace) -> bool:
-    """The published warehouse already holds every landing file's content."""
-    from warehouse.landing import CACHE_FILE, landing_delta, loaded_hashes
+def nothing_new(ws: Workspace, retry_failed: bool = False) -> bool:
+    """Every landing file's content is already loaded, or was refused before and is unchanged."""
+    from warehouse.status import landing_has_news
 
-    if not ws.home.warehouse_db.exists():
-        return False
-    return not landing_delta(ws.landing, loaded_hashes(ws.home.warehouse_db), ws.home.root / CACHE_FILE).new
+    return not landing_has_news(ws.home, retry_failed, ws.landing)
 
 
 def prepare(ws: Workspace) -> Path:
@@ -96,18 +94,21 @@ def prepare(ws: Workspace) -> Path:
     return prepare_candidate(ws.home.warehouse_db, ws.candidate)
 
 
-def ingest(ws: Workspace, vintage: str):
+def ingest(ws: Workspace, vintage: str, retry_failed: bool = False):
     from warehouse.ingest import ingest_landing
     from warehouse.publish import connect_for_write
 
     with connect_for_write(ws.candidate) as con:
-        return ingest_landing(con, ws.landing, ws.archive, load_id=vintage)
+        return ingest_landing(con, ws.landing, ws.archive, load_id=vintage, retry_failed=retry_failed,
+                              home_root=ws.archive.parent)
 
 
 def dbt_build(ws: Workspace, vintage: str):
     from warehouse.dbt_runner import run_dbt
+    from warehouse.faults import crash_point
     from warehouse.settings import load_dbt_vars
 
+    crash_point("dbt")
     return run_dbt(["build"], ws.candidate, ws.work / vintage,
                    vars_={**load_dbt_vars(ws.home), "vintage": vintage})
 
@@ -119,7 +120,9 @@ def validate(ws: Workspace, vintage: str, dbt_succeeded: bool):
     from expectations.config import GX_DOCS_KEEP
     from expectations.results import persist_validation, write_validation_json
     from expectations.runner import prune_docs
+    from warehouse.faults import crash_point
 
+    crash_point("validate")
     folder = ws.home.reports / vintage
     published = ws.home.warehouse_db if ws.home.warehouse_db.exists() else None
     rebuilt = None if dbt_succeeded else rebuilt_models(ws.work / vintage / "target")
@@ -144,8 +147,10 @@ def load_facts(ws: Workspace, vintage: str, marts_built: bool) -> dict:
 def estimate(ws: Workspace, vintage: str, synthetic: bool):
     """The studies' program on the candidate, so a vintage is published with its results."""
     from estimation.studies.program import run_program
+    from warehouse.faults import crash_point
     from warehouse.publish import connect_for_write
 
+    crash_point("estimate")
     with connect_for_write(ws.candidate) as con:
         return run_program(con, vintage, synthetic)
 
@@ -159,15 +164,27 @@ def record_provenance(ws: Workspace, vintage: str, ground_truth: dict | None) ->
 
 
 def publish(ws: Workspace, outcome) -> None:
+    from warehouse.faults import crash_point
     from warehouse.publish import publish as publish_candidate
 
+    crash_point("before_publish")
     publish_candidate(ws.candidate, ws.home.warehouse_db, gate=outcome)
+    crash_point("after_publish")
+
+
+def record_refusal(ws: Workspace, vintage: str, reasons: list[str]) -> int:
+    """Put this refused load's attempts into the published manifest; no published data changes."""
+    from warehouse.publish import publish_refused_attempts
+
+    return publish_refused_attempts(ws.candidate, ws.home.warehouse_db, vintage, reasons)
 
 
 def report(ws: Workspace, summary: RefreshSummary, estimation, ground_truth: dict | None,
            index_db: Path | None = None) -> Path:
     from flows.report import write_report
+    from warehouse.faults import crash_point
 
+    crash_point("report")
     return write_report(ws.home, summary, estimation, ground_truth, index_db=index_db)
 
 
@@ -185,10 +202,11 @@ class Steps:
     record_provenance: Callable
     publish: Callable
     report: Callable
+    record_refusal: Callable
 
 
 PLAIN_STEPS = Steps(nothing_new, prepare, ingest, dbt_build, validate, load_facts, estimate, record_provenance,
-                    publish, report)
+                    publish, report, record_refusal)
 
 nothing_new_task = task(name="check landing for new files")(nothing_new)
 prepare_task = task(name="prepare candidate warehouse")(prepare)
@@ -212,8 +230,10 @@ study_task = task(name="estimate", task_run_name="estimate: {name}")(estimate_on
 def estimation_subflow(ws: Workspace, vintage: str, synthetic: bool):
     """The studies' program with the independent studies running concurrently."""
     from estimation.studies.program import STUDIES, persist_program
+    from warehouse.faults import crash_point
     from warehouse.publish import connect_for_write
 
+    crash_point("estimate")
     futures = {name: study_task.submit(ws.candidate, name) for name in STUDIES}
     results = {name: future.result() for name, future in futures.items()}
     with connect_for_write(ws.candidate) as con:
@@ -221,13 +241,14 @@ def estimation_subflow(ws: Workspace, vintage: str, synthetic: bool):
 provenance_task = task(name="record provenance")(record_provenance)
 publish_task = task(name="publish")(publish)
 report_task = task(name="write report")(report)
+refusal_task = task(name="record the refused attempt")(record_refusal)
 TASK_STEPS = Steps(nothing_new_task, prepare_task, ingest_task, dbt_build_task, validate_task, facts_task,
-                   estimation_subflow, provenance_task, publish_task, report_task)
+                   estimation_subflow, provenance_task, publish_task, report_task, refusal_task)
 
 
 # ---------------------------------------------------------------- the pipeline
 
-def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = False,
+def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = False, retry_failed: bool = False,
                  logger: logging.Logger | logging.LoggerAdapter | None = None) -> RefreshSummary:
     """Build a candidate from the landing files, audit it, and publish it unless `dry_run`."""
     from warehouse.provenance import read_ground_truth
@@ -245,7 +266,7 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
         summary.step_seconds[step] = round(now - clock, 2)
         clock = now
 
-    if not dry_run and steps.nothing_new(ws):
+    if not dry_run and steps.nothing_new(ws, retry_failed):
         # Checked before the candidate is copied, so a refresh with no new files costs a
         # directory scan and a read of the manifest (hashes cached on size and mtime).
         summary.status = "unchanged"
@@ -253,7 +274,7 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
         logger.info("refresh %s: unchanged (no new files in the landing folder)", vintage)
         return summary
     steps.prepare(ws)
-    loaded = steps.ingest(ws, vintage)
+    loaded = steps.ingest(ws, vintage, retry_failed)
     lap("ingest")
     summary.files_loaded = [f.file_name for f in loaded.loaded]
     summary.files_skipped = len(loaded.skipped)
@@ -296,6 +317,14 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
                 lap("publish")
     if dry_run and summary.status == "refused":
         summary.status = "would refuse"
+    elif summary.status == "refused" and ws.home.warehouse_db.exists():
+        recorded = steps.record_refusal(ws, vintage, summary.reasons)
+        summary.facts.setdefault("notes", []).append(
+            f"{recorded} file attempt(s) of this refused load are recorded in the published raw.load_manifest "
+            "(status failed or refused); the published data are unchanged")
+    notes = [f.note for f in loaded.files if getattr(f, "note", None)]
+    if notes:
+        summary.facts.setdefault("notes", []).extend(notes)
     if summary.status != "unchanged":
         summary.report = str(steps.report(ws, summary, estimation, ground_truth, index_db))
         lap("report")
@@ -304,17 +333,97 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
     return summary
 
 
+def _write_last_refresh(home: Home, summary: RefreshSummary) -> None:
+    """reports/last_refresh.json, replaced in one rename (never half-written)."""
+    home.reports.mkdir(parents=True, exist_ok=True)
+    path = home.reports / "last_refresh.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False, default=str))
+    tmp.replace(path)
+
+
+def config_refusal(home: Home, vintage: str, mode: str = "refresh") -> RefreshSummary | None:
+    """A refused summary naming every problem of cityres.toml, or None when it is valid."""
+    from warehouse.settings import check_config
+
+    problems = check_config(home)
+    if not problems:
+        return None
+    return RefreshSummary(vintage=vintage, status="refused", reasons=problems, warehouse=str(home.warehouse_db),
+                          mode=mode)
+
+
+def recover_report(home: Home, logger=None) -> str | None:
+    """Write the report of a published vintage whose refresh was killed before writing it.
+
+    The studies' program is run again, read-only, on the published warehouse (the numbers are
+    those persisted with the vintage); what the load changed relative to its predecessor is no
+    longer known and the report says so.
+    """
+    from estimation.studies.program import STUDIES, program_results, run_study
+    from warehouse.connections import connect_read_only
+    from warehouse.provenance import is_synthetic, stored_ground_truth
+    from warehouse.status import vintage_without_report
+
+    vintage = vintage_without_report(home)
+    if vintage is None:
+        return None
+    with connect_read_only(home.warehouse_db) as con:
+        program = program_results(con, {name: run_study(con, name) for name in STUDIES})
+        synthetic = is_synthetic(con)
+        ground_truth = stored_ground_truth(con)
+    summary = RefreshSummary(vintage=vintage, status="published", warehouse=str(home.warehouse_db),
+                             synthetic=synthetic)
+    summary.reasons.append("report written by a later refresh: the refresh that published this vintage "
+                           "stopped before writing it")
+    summary.facts = load_facts_published(home, vintage)
+    path = report(Workspace.for_refresh(home), summary, program, ground_truth, home.warehouse_db)
+    if logger is not None:
+        logger.warning("wrote the missing report of published vintage %s: %s", vintage, path)
+    return str(path)
+
+
+def load_facts_published(home: Home, vintage: str) -> dict:
+    from flows.report import collect_facts
+
+    facts = collect_facts(home.warehouse_db, None, vintage, marts_built=True)
+    facts["first_load"] = False
+    facts.setdefault("notes", []).append("what this load changed relative to the vintage before it is not known "
+                                         "(its report was written after an interrupted refresh)")
+    return facts
+
+
 @flow(name="refresh", log_prints=False)
-def refresh(home_dir: str | None = None) -> dict:
-    """Load new landing files and publish a new vintage if it passes every critical check."""
+def refresh(home_dir: str | None = None, retry_failed: bool = False) -> dict:
+    """Load new landing files and publish a new vintage if it passes every critical check.
+
+    One refresh at a time per home (a lock, waited for up to [refresh] lock_wait_seconds);
+    cityres.toml is checked before anything is touched; a published vintage whose report is
+    missing gets it first.
+    """
     from warehouse.ingest import new_load_id
+    from warehouse.lock import RefreshBusy, refresh_lock
+    from warehouse.settings import load_refresh_settings
 
     home = Home(Path(home_dir).resolve()) if home_dir else Home.from_env()
     home.ensure()
-    summary = run_pipeline(Workspace.for_refresh(home), new_load_id(), TASK_STEPS,
-                           logger=get_run_logger())
-    (home.reports / "last_refresh.json").write_text(
-        json.dumps(summary.to_dict(), indent=2, ensure_ascii=False, default=str))
+    logger = get_run_logger()
+    vintage = new_load_id()
+    summary = config_refusal(home, vintage)
+    if summary is None:
+        try:
+            with refresh_lock(home.root, load_refresh_settings(home).lock_wait_seconds, "cityres refresh",
+                              on_wait=logger.warning):
+                recovered = recover_report(home, logger)
+                summary = run_pipeline(Workspace.for_refresh(home), vintage, TASK_STEPS, retry_failed=retry_failed,
+                                       logger=logger)
+                if recovered:
+                    summary.reasons.append(f"the report of the published vintage was missing and has been written: "
+                                           f"{recovered}")
+        except RefreshBusy as exc:
+            summary = RefreshSummary(vintage=vintage, status="busy", reasons=[str(exc)],
+                                     warehouse=str(home.warehouse_db))
+    _write_last_refresh(home, summary)
     return summary.to_dict()
 
 
@@ -324,16 +433,27 @@ def dry_run(home: Home, landing: Path) -> dict:
     under reports/dry-<load id>/; the scratch folder is removed."""
     from warehouse.ingest import new_load_id
 
+    from warehouse.lock import RefreshBusy, refresh_lock
+    from warehouse.settings import load_refresh_settings
+
     home.ensure()
     vintage = "dry-" + new_load_id()
+    refused = config_refusal(home, vintage, mode="dry-run")
+    if refused is not None:
+        refused.status = "would refuse"
+        return refused.to_dict()
     scratch = home.root / "dry-run" / vintage
-    scratch.mkdir(parents=True)
     try:
-        summary = run_pipeline(Workspace.for_dry_run(home, Path(landing).resolve(), scratch), vintage,
-                               PLAIN_STEPS, dry_run=True)
+        with refresh_lock(home.root, load_refresh_settings(home).lock_wait_seconds, "cityres validate --landing"):
+            scratch.mkdir(parents=True)
+            summary = run_pipeline(Workspace.for_dry_run(home, Path(landing).resolve(), scratch), vintage,
+                                   PLAIN_STEPS, dry_run=True)
+    except RefreshBusy as exc:
+        summary = RefreshSummary(vintage=vintage, status="busy", reasons=[str(exc)], mode="dry-run",
+                                 warehouse=str(home.warehouse_db))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        if not any(scratch.parent.iterdir()):
+        if scratch.parent.exists() and not any(scratch.parent.iterdir()):
             scratch.parent.rmdir()
     return summary.to_dict()
 

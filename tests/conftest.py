@@ -8,7 +8,9 @@ summation order of parallel aggregates.
 
 from __future__ import annotations
 
+import fcntl
 import os
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -48,3 +50,32 @@ def prefect_harness():
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     with prefect_test_harness(server_startup_timeout=90):
         yield
+
+
+@pytest.fixture(scope="session")
+def published_sample(tmp_path_factory, worker_id):
+    """The synthetic sample (few firms), refreshed and published once per test session.
+
+    Built by the refresh pipeline's plain steps (no Prefect) into a folder shared by the xdist
+    workers of this session (the first worker builds it under a file lock, the others wait and
+    reuse it). Tests must not change it: take a copy (``wap_fixtures.copy_home``) to refresh.
+    """
+    from wap_fixtures import FIRM_SCALE
+
+    from flows.refresh import PLAIN_STEPS, Workspace, run_pipeline
+    from warehouse.ingest import new_load_id
+    from warehouse.paths import Home
+    from warehouse.sample import write_sample
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if worker_id != "master" else base
+    target, done = shared / "published-sample", shared / "published-sample.done"
+    with open(shared / "published-sample.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            home = Home(Path(target)).ensure()
+            write_sample(home.landing, firm_scale=FIRM_SCALE)
+            summary = run_pipeline(Workspace.for_refresh(home), new_load_id(), PLAIN_STEPS)
+            assert summary.status == "published", summary.reasons
+            done.touch()
+    return Home(Path(target))

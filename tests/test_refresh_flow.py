@@ -14,6 +14,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from wap_fixtures import published_data_digest
 
 from warehouse.paths import Home
 from warehouse.sample import write_sample
@@ -149,7 +150,7 @@ def test_a_file_with_an_unknown_city_is_refused_and_nothing_is_published(publish
     from flows.refresh import refresh
 
     home, _, _ = published
-    before = hashlib.sha256(home.warehouse_db.read_bytes()).hexdigest()
+    before = published_data_digest(home.warehouse_db)
     bad = home.landing / "historical" / "telephones_1984_extra.csv"
     bad.write_text("城市,每百人固定电话数(部)\n石家庄市,1.2\n乌托邦市,0.5\n", encoding="utf-8")
     try:
@@ -159,7 +160,7 @@ def test_a_file_with_an_unknown_city_is_refused_and_nothing_is_published(publish
     assert result["status"] == "refused"
     (failed,) = result["files_failed"]
     assert "historical/telephones_1984_extra.csv row 3" in failed["error"] and "乌托邦市" in failed["error"]
-    assert hashlib.sha256(home.warehouse_db.read_bytes()).hexdigest() == before
+    assert published_data_digest(home.warehouse_db) == before  # the manifest alone records the refusal
     report = Path(result["report"]).read_text(encoding="utf-8")
     assert "乌托邦市" in report
 
@@ -173,7 +174,7 @@ def test_cli_query_answers_from_the_published_warehouse(published):
     sql = "select city_name, year, res from resilience_index order by res desc limit 5"
     result = CliRunner().invoke(app, ["query", sql, "--home", str(home.root), "--format", "json"])
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout.strip().splitlines()[0])
+    rows = json.loads(result.stdout)
     expected = query(home, sql)
     assert [r["city_name"] for r in rows] == expected["city_name"].tolist()
     assert [r["res"] for r in rows] == pytest.approx(expected["res"].tolist(), abs=1e-12)

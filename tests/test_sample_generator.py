@@ -558,3 +558,21 @@ def test_twfe_did_covers_true_att(sample):
     att = sample.truth["att"]["resilience_index"]
     assert beta[0] - t_crit * se <= att <= beta[0] + t_crit * se, (beta[0], se, att)
     assert beta[0] - t_crit * se > 0  # and the design has the power to see it
+
+
+def test_every_seed_stays_within_the_gates_plausible_ranges():
+    """The product's own gate must not refuse its own sample: every variable of seeds 1-30 (and
+    the default) lies within raw.plausible_range, factual and counterfactual alike."""
+    from expectations.config import PLAUSIBLE_RANGES
+
+    outside = []
+    for seed in [*range(1, 31), DEFAULT_SEED]:
+        s = simulate(seed)
+        for world in ("factual", "counterfactual"):
+            values = getattr(s.latent, world)
+            for variable, (low, high) in PLAUSIBLE_RANGES.items():
+                if variable in values:
+                    x = values[variable]
+                    if np.nanmin(x) < low or np.nanmax(x) > high:
+                        outside.append((seed, world, variable, float(np.nanmin(x)), float(np.nanmax(x))))
+    assert outside == []

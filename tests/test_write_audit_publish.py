@@ -15,35 +15,34 @@ import pytest
 from scipy.stats import ks_2samp
 
 from warehouse.paths import Home
-from warehouse.sample import write_sample
-from wap_fixtures import FIRM_SCALE, YEARBOOK_2022, CsvFile, copy_home, sha256
+from wap_fixtures import YEARBOOK_2022, CsvFile, copy_home, manifest_rows, published_data_digest
 
 pytestmark = pytest.mark.slow
 GDP = "地区生产总值(万元)"
 
 
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory, prefect_harness) -> Home:
-    from flows.refresh import refresh
-
-    home = Home(tmp_path_factory.mktemp("baseline")).ensure()
-    write_sample(home.landing, firm_scale=FIRM_SCALE)
-    result = refresh(home_dir=str(home.root))
-    assert result["status"] == "published", result["reasons"]
-    return home
+def baseline(published_sample, prefect_harness) -> Home:
+    """The session's published sample; each test refreshes a copy of it through the Prefect flow."""
+    return published_sample
 
 
 def refresh_copy(baseline: Home, tmp_path: Path, corrupt) -> tuple[Home, dict, str]:
-    """Copy the published home, re-deliver a corrected file, refresh; the hash must not move."""
+    """Copy the published home, re-deliver a corrected file, refresh; a refused load changes no
+    published data and leaves its attempts in the published manifest."""
     from flows.refresh import refresh
 
     home = copy_home(baseline, tmp_path / "home")
     corrupt(home.landing)
-    before = sha256(home.warehouse_db)
+    before, manifest_before = published_data_digest(home.warehouse_db), manifest_rows(home.warehouse_db)
     result = refresh(home_dir=str(home.root))
     if result["status"] == "refused":
-        assert sha256(home.warehouse_db) == before, "a refused load changed the published warehouse"
+        assert published_data_digest(home.warehouse_db) == before, "a refused load changed published data"
         assert not (home.root / "warehouse.duckdb.wal").exists()
+        after = manifest_rows(home.warehouse_db)
+        assert after[: len(manifest_before)] == manifest_before  # nothing lost
+        attempts = [r for r in after[len(manifest_before):]]
+        assert attempts and all(r[0] == result["vintage"] and r[3] in ("failed", "refused") for r in attempts)
     return home, result, Path(result["report"]).read_text(encoding="utf-8")
 
 
@@ -93,26 +92,29 @@ def test_a_missing_required_column_is_refused(baseline, tmp_path):
     assert_reported(home, result, report, "raw.required_columns", YEARBOOK_2022, "地区总产值(万元)")
 
 
-def test_a_cell_that_is_not_a_number_is_refused(baseline, tmp_path):
+def test_a_cell_that_is_not_a_number_is_refused_at_ingest_naming_file_row_and_column(baseline, tmp_path):
     cell = {}
 
     def corrupt(landing):
         f = CsvFile.open(landing, YEARBOOK_2022)
-        cell["at"] = f.set("石家庄市", GDP, "12a4")
+        cell["at"] = f.set("石家庄市", GDP, "12,3a")  # once read as 123
         f.save()
 
     home, result, report = refresh_copy(baseline, tmp_path, corrupt)
     assert result["status"] == "refused"
-    assert set(failed(result)) == {"raw.numeric_cells"}
-    check = failed(result)["raw.numeric_cells"]
-    assert check["unexpected_count"] == 1
     row, col = cell["at"]
-    assert check["example_rows"][0] | {} == {
-        "is_unparsed": True, "file_name": YEARBOOK_2022, "source_row": row, "source_col": col,
-        "city_name_text": "石家庄市", "header_text": GDP, "value_text": "12a4"}
-    assert_reported(home, result, report, "raw.numeric_cells", YEARBOOK_2022, "12a4")
-    assert f"| {row} | {col} | 石家庄市 |" in report
-    assert f"<td>{row}</td><td>{col}</td><td>石家庄市</td>" in Path(result["report_html"]).read_text("utf-8")
+    (failure,) = result["files_failed"]
+    assert failure["file"] == YEARBOOK_2022
+    assert f"row {row}, column {col} ({GDP}): '12,3a'" in failure["error"]
+    assert "thousands separators only in groups of three" in failure["error"]
+    assert failure["error"] in report and "12,3a" in Path(result["report_html"]).read_text("utf-8")
+    # the refusal is in the published manifest, and the unchanged file is not read again
+    (attempt,) = [r for r in manifest_rows(home.warehouse_db) if r[0] == result["vintage"]]
+    assert attempt[1:] == (YEARBOOK_2022, attempt[2], "failed", failure["error"])
+    from flows.refresh import refresh
+
+    again = refresh(home_dir=str(home.root))
+    assert again["status"] == "unchanged"
 
 
 def test_an_unknown_unit_is_refused(baseline, tmp_path):
@@ -169,7 +171,7 @@ def test_a_city_delivered_twice_for_a_year_is_refused(baseline, tmp_path):
     assert result["status"] == "refused"
     assert set(failed(result)) == {"raw.unique_city_year"}
     # dbt's own uniqueness test fails too, yet the raw suite still runs on the staging views
-    assert any("unique_combination_stg_city_yearbook__values" in r for r in result["reasons"])
+    assert any("unique_combination_int_city_yearbook_values" in r for r in result["reasons"])
     rows = failed(result)["raw.unique_city_year"]["example_rows"]
     assert {(r["city_code"], r["year"], r["source_row"]) for r in rows} == {("130100", 2022, 6), ("130100", 2022, 7)}
     assert_reported(home, result, report, "raw.unique_city_year", "130100")

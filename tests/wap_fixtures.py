@@ -68,3 +68,28 @@ class CsvFile:
         r, c = self.row_of(first_cell), self.column(header)
         self.rows[r][c] = value
         return r + 1, c + 1
+
+
+def published_data_digest(db: Path) -> dict[str, str]:
+    """A digest of every table of a warehouse file except the load manifest, which a refused
+    load extends with its attempts (without changing any published data)."""
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        tables = con.execute("select schema_name, table_name from duckdb_tables() where not temporary "
+                             "and not (schema_name = 'raw' and table_name = 'load_manifest') order by 1, 2").fetchall()
+        out = {}
+        for schema, table in tables:
+            (digest,) = con.execute(
+                f'select md5(coalesce(string_agg(t::varchar, chr(10) order by t::varchar), \'\')) '
+                f'from "{schema}"."{table}" t').fetchone()
+            out[f"{schema}.{table}"] = digest
+    return out
+
+
+def manifest_rows(db: Path) -> list[tuple]:
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute("select load_id, file_name, sha256, status, error from raw.load_manifest "
+                           "order by loaded_at, file_name").fetchall()

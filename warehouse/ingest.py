@@ -8,7 +8,6 @@ refuses to publish (see flows/refresh.py).
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +17,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from warehouse.landing import landing_delta, manifest_hashes
+from warehouse.archive import ArchiveMismatch, archive_file
+from warehouse.cells import EXPECTED, CellError, parse_number
+from warehouse.faults import crash_point
+from warehouse.landing import landing_delta, landing_rejects, manifest_hashes
 from warehouse.names import CityResolver, city_key, default_resolver
 from warehouse.readers import UnreadableFile, decode, read_rows
 
@@ -67,6 +69,7 @@ class FileLoad:
     rows: int = 0
     year: int | None = None
     error: str | None = None
+    note: str | None = None  # something repaired or worth knowing, for the report
 
 
 @dataclass
@@ -115,6 +118,9 @@ def parse_city_table(rows: list[list[str]], file_name: str, source: str, year: i
     city_col = next(i for i, k in enumerate(keys) if k in CITY_COLUMN_NAMES)
     province_col = next((i for i, k in enumerate(keys) if k in PROVINCE_COLUMN_NAMES), None)
     year_col = next((i for i, k in enumerate(keys) if k in YEAR_COLUMN_NAMES), None)
+    if year is None and year_col is None:
+        raise LoadError(f"{file_name}: no year - neither a year column ({' / '.join(sorted(YEAR_COLUMN_NAMES))}) "
+                        "nor a year (19xx/20xx) in the file name")
     value_cols = [i for i, h in enumerate(header) if h and i not in (city_col, province_col, year_col)]
     # Historical tables (1984 telephones, 2014 population) are keyed by today's cities.
     resolve_year_default = None if source == "historical" else year
@@ -152,6 +158,8 @@ def parse_city_table(rows: list[list[str]], file_name: str, source: str, year: i
             continue
         for c in value_cols:
             records.append((row_year, line, c + 1, kind, name, city_key(name), province, header[c], row[c]))
+    _check_numbers([(line, col, header, value) for (_, line, col, kind, _, _, _, header, value) in records
+                    if kind == "city"], file_name)
     frame = pd.DataFrame.from_records(
         records,
         columns=["year", "source_row", "source_col", "row_kind", "city_name_text", "city_key",
@@ -160,6 +168,19 @@ def parse_city_table(rows: list[list[str]], file_name: str, source: str, year: i
     if frame.empty:
         raise LoadError(f"{file_name}: no data rows below the header (row {header_idx + 1})")
     return frame
+
+
+def _check_numbers(cells, file_name: str, shown: int = 5) -> None:
+    """Refuse a file with cells that are neither numbers nor missing markers (warehouse/cells.py)."""
+    bad = []
+    for line, col, header, value in cells:
+        try:
+            parse_number(value)
+        except CellError:
+            bad.append(f"row {line}, column {col} ({header}): {value!r}")
+    if bad:
+        more = f" and {len(bad) - shown} more" if len(bad) > shown else ""
+        raise LoadError(f"{file_name}: {len(bad)} cell(s) are not {EXPECTED}: " + "; ".join(bad[:shown]) + more)
 
 
 # ---------------------------------------------------------------- national (indicator, value)
@@ -176,6 +197,7 @@ def parse_national(rows: list[list[str]], file_name: str, year: int | None) -> p
         records.append((year, r + 1, row[0], row[1]))
     if not records:
         raise LoadError(f"{file_name}: no indicator rows")
+    _check_numbers([(line, 2, indicator, value) for _, line, indicator, value in records], file_name)
     return pd.DataFrame.from_records(records, columns=["year", "source_row", "indicator_text", "value_text"])
 
 
@@ -194,7 +216,7 @@ def parse_enterprises(path: Path, file_name: str, year: int | None, resolver: Ci
     if year is None:
         raise LoadError(f"{file_name}: no year in the file name")
     raw = path.read_bytes()
-    _, encoding = decode(raw[:1 << 16].rsplit(b"\n", 1)[0], path)
+    _, encoding = decode(raw[:1 << 16].rsplit(b"\n", 1)[0], file_name)
     table = pacsv.read_csv(
         pa.py_buffer(raw),
         read_options=pacsv.ReadOptions(encoding="utf8" if encoding == "utf-8-sig" else "gb18030"),
@@ -233,14 +255,6 @@ def parse_enterprises(path: Path, file_name: str, year: int | None, resolver: Ci
 
 # ---------------------------------------------------------------- the load loop
 
-def _archive(path: Path, source: str, sha: str, archive_dir: Path) -> Path:
-    target = archive_dir / source / sha[:16] / path.name
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
-    return target
-
-
 def _insert(con: duckdb.DuckDBPyConnection, table: str, frame, load_id: str, file_name: str,
             source: str | None = None) -> None:
     con.register("incoming", frame)
@@ -254,55 +268,98 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame, load_id: str, fil
 
 
 def ingest_landing(con: duckdb.DuckDBPyConnection, landing: Path, archive_dir: Path,
-                   load_id: str | None = None, resolver: CityResolver | None = None) -> IngestSummary:
-    """Load every new landing file into raw.*; record each attempt in raw.load_manifest."""
+                   load_id: str | None = None, resolver: CityResolver | None = None,
+                   retry_failed: bool = False, home_root: Path | None = None) -> IngestSummary:
+    """Load every new landing file into raw.*; record each attempt in raw.load_manifest.
+
+    New means: content not loaded before and, unless ``retry_failed``, not refused for a fault
+    of its own before (an unchanged refused file is not re-read until it changes). Each file is
+    archived first (crash-safe, verified) and parsed from its archived copy, so the rows loaded
+    are exactly the bytes kept. Entries that are not regular files are refused, never read.
+    ``archived_path`` is stored relative to ``home_root`` (default: the archive's parent).
+    """
     con.execute(RAW_DDL)
     resolver = resolver or default_resolver()
     summary = IngestSummary(load_id or new_load_id())
-    delta = landing_delta(landing, manifest_hashes(con))
+    home_root = home_root or archive_dir.parent
+    known = manifest_hashes(con) | (set() if retry_failed else manifest_hashes(con, "failed"))
+    delta = landing_delta(landing, known)
     for item in delta.loaded:
         summary.files.append(FileLoad(item.source, item.path.relative_to(landing).as_posix(), item.sha256, "skipped"))
+    for rejected in landing_rejects(landing):
+        file_name = rejected.path.relative_to(landing).as_posix()
+        if rejected.fingerprint in known:
+            summary.files.append(FileLoad(rejected.source, file_name, rejected.fingerprint, "skipped"))
+            continue
+        record = FileLoad(rejected.source, file_name, rejected.fingerprint, "failed",
+                          error=f"{file_name}: {rejected.reason}")
+        _record(con, summary.load_id, record, None, None, None)
+        summary.files.append(record)
     loaded: set[str] = set()
     for item in delta.new:
-        source, path, sha = item.source, item.path, item.sha256
-        file_name = path.relative_to(landing).as_posix()
-        if sha in loaded:  # the same content delivered twice in one landing: load it once
-            summary.files.append(FileLoad(source, file_name, sha, "skipped"))
+        file_name = item.path.relative_to(landing).as_posix()
+        if item.sha256 in loaded:  # the same content delivered twice in one landing: load it once
+            summary.files.append(FileLoad(item.source, file_name, item.sha256, "skipped"))
             continue
-        archived = _archive(path, source, sha, archive_dir)
-        year = year_from_name(path.name)
-        record = FileLoad(source, file_name, sha, "loaded", year=year)
-        encoding = None
-        try:
-            if source not in SOURCES:
-                raise LoadError(f"{file_name}: unknown source folder '{source}' (expected one of {', '.join(SOURCES)})")
-            con.execute("begin transaction")
-            if source == "enterprises":
-                table = parse_enterprises(path, file_name, year, resolver)
-                _insert(con, "enterprise_registrations", table, summary.load_id, file_name)
-                record.rows = table.num_rows
-            else:
-                rows, encoding = read_rows(path)
-                if source == "national":
-                    frame = parse_national(rows, file_name, year)
-                    _insert(con, "national_values", frame, summary.load_id, file_name)
-                else:
-                    frame = parse_city_table(rows, file_name, source, year, resolver)
-                    _insert(con, "city_cells", frame, summary.load_id, file_name, source=source)
-                record.rows = int(frame["source_row"].nunique())
-            con.execute("commit")
-        except (LoadError, UnreadableFile, pa.ArrowInvalid) as exc:
-            try:
-                con.execute("rollback")
-            except duckdb.Error:
-                pass  # the error came before the transaction began
-            record.status, record.error, record.rows = "failed", str(exc), 0
-        con.execute(
-            "insert into raw.load_manifest values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [summary.load_id, source, file_name, sha, path.stat().st_size, encoding, record.year,
-             record.rows, record.status, record.error, str(archived), datetime.now(timezone.utc)],
-        )
+        record, archived, encoding = _load_file(con, item, file_name, archive_dir, summary.load_id, resolver)
+        crash_point("ingest")
+        _record(con, summary.load_id, record, item.path.stat().st_size, encoding,
+                _relative(archived, home_root) if archived else None)
         if record.status == "loaded":
-            loaded.add(sha)
+            loaded.add(item.sha256)
         summary.files.append(record)
     return summary
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _record(con, load_id: str, record: FileLoad, size: int | None, encoding: str | None,
+            archived: str | None) -> None:
+    con.execute(
+        "insert into raw.load_manifest values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [load_id, record.source, record.file_name, record.sha256, size, encoding, record.year,
+         record.rows, record.status, record.error, archived, datetime.now(timezone.utc)],
+    )
+
+
+def _load_file(con, item, file_name: str, archive_dir: Path, load_id: str, resolver: CityResolver):
+    """Archive one delivered file, parse its archived copy and insert its rows in one transaction."""
+    source = item.source
+    year = year_from_name(item.path.name)
+    record = FileLoad(source, file_name, item.sha256, "loaded", year=year)
+    encoding, archived = None, None
+    try:
+        if source not in SOURCES:
+            raise LoadError(f"{file_name}: unknown source folder '{source}' (expected one of {', '.join(SOURCES)})")
+        stored = archive_file(item.path, source, item.sha256, archive_dir)
+        archived = stored.path
+        if stored.repaired:
+            record.note = f"{file_name}: its archived copy was damaged and has been replaced from the delivery"
+        con.execute("begin transaction")
+        if source == "enterprises":
+            table = parse_enterprises(archived, file_name, year, resolver)
+            _insert(con, "enterprise_registrations", table, load_id, file_name)
+            record.rows = table.num_rows
+        else:
+            rows, encoding = read_rows(archived, file_name)
+            if source == "national":
+                frame = parse_national(rows, file_name, year)
+                _insert(con, "national_values", frame, load_id, file_name)
+            else:
+                frame = parse_city_table(rows, file_name, source, year, resolver)
+                _insert(con, "city_cells", frame, load_id, file_name, source=source)
+            record.rows = int(frame["source_row"].nunique())
+        con.execute("commit")
+    except (LoadError, UnreadableFile, ArchiveMismatch, pa.ArrowInvalid) as exc:
+        try:
+            con.execute("rollback")
+        except duckdb.Error:
+            pass  # the error came before the transaction began
+        message = str(exc) if not isinstance(exc, pa.ArrowInvalid) else f"{file_name}: not readable as CSV ({exc})"
+        record.status, record.error, record.rows = "failed", message, 0
+    return record, archived, encoding

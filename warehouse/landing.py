@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,30 +43,75 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """A landing entry that is not a regular file inside the landing folder: never read."""
+
+    source: str
+    path: Path
+    reason: str
+
+    @property
+    def fingerprint(self) -> str:
+        """Stands in for a content hash: the entry's kind and target, so a change is noticed."""
+        return hashlib.sha256(f"{self.reason}|{self.path}".encode()).hexdigest()
+
+
+def _walk(landing: Path):
+    """(relative path, path, lstat) of every entry below landing, without following links."""
+    for root, dirs, files in os.walk(landing, followlinks=False):
+        here = Path(root)
+        for name in sorted(dirs + files):
+            path = here / name
+            st = path.lstat()
+            if stat.S_ISDIR(st.st_mode):
+                continue
+            yield path.relative_to(landing), path, st
+
+
+def _skipped(rel: Path) -> bool:
+    # editor lock files, and files not in a source folder (README, ground truth)
+    return rel.name.startswith((".", "~$")) or len(rel.parts) < 2
+
+
 def landing_files(landing: Path) -> list[tuple[str, Path]]:
-    """(source, path) for every delivered file, in a stable order."""
-    found = []
-    for path in sorted(p for p in landing.rglob("*") if p.is_file()):
-        rel = path.relative_to(landing)
-        if rel.name.startswith((".", "~$")) or len(rel.parts) < 2:
-            continue  # editor lock files, and files not in a source folder (README, ground truth)
-        found.append((rel.parts[0], path))
-    return found
+    """(source, path) for every delivered regular file, in a stable order (links never followed)."""
+    found = [(rel.parts[0], path) for rel, path, st in _walk(landing)
+             if stat.S_ISREG(st.st_mode) and not _skipped(rel)]
+    return sorted(found, key=lambda item: item[1])
 
 
-def loaded_hashes(warehouse_db: Path) -> set[str]:
-    """Content hashes already loaded into a warehouse file (empty if none yet)."""
+def landing_rejects(landing: Path) -> list[Rejected]:
+    """Entries that are not regular files: symbolic links to files or folders (never followed, so
+    nothing outside the landing folder is read), devices, pipes, sockets."""
+    out = []
+    for rel, path, st in _walk(landing):
+        if stat.S_ISREG(st.st_mode) or _skipped(rel):
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            what = "a folder" if path.is_dir() else os.readlink(path)
+            reason = f"a symbolic link (to {what}); links are not followed, deliver the file itself"
+        else:
+            reason = "not a regular file (a device, pipe or socket)"
+        out.append(Rejected(rel.parts[0], path, reason))
+    return sorted(out, key=lambda r: r.path)
+
+
+def loaded_hashes(warehouse_db: Path, *statuses: str) -> set[str]:
+    """Content hashes with one of ``statuses`` (default: loaded) in a warehouse file's manifest."""
     if not warehouse_db.exists():
         return set()
     with connect_read_only(warehouse_db) as con:
-        return manifest_hashes(con)
+        return manifest_hashes(con, *statuses)
 
 
-def manifest_hashes(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Content hashes of the loaded files in the load manifest of an open warehouse."""
+def manifest_hashes(con: duckdb.DuckDBPyConnection, *statuses: str) -> set[str]:
+    """Content hashes of the files with one of ``statuses`` (default: loaded) in the manifest."""
+    statuses = statuses or ("loaded",)
     try:
         return {r[0] for r in con.execute(
-            "select sha256 from raw.load_manifest where status = 'loaded'").fetchall()}
+            f"select sha256 from raw.load_manifest where status in ({', '.join('?' for _ in statuses)})",
+            list(statuses)).fetchall()}
     except duckdb.CatalogException:
         return set()
 

@@ -39,8 +39,20 @@ def record_provenance(con: duckdb.DuckDBPyConnection, vintage: str, ground_truth
 def is_synthetic(con: duckdb.DuckDBPyConnection) -> bool:
     """True when the latest published vintage was built from the synthetic sample."""
     try:
-        row = con.execute(
-            "select synthetic from main.data_provenance order by recorded_at desc limit 1").fetchone()
+        rows = con.execute(
+            "select synthetic from main.data_provenance order by recorded_at desc limit 1").fetchall()
+        row = rows[0] if rows else None
     except duckdb.CatalogException:
         return False
     return bool(row and row[0])
+
+
+def stored_ground_truth(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """The ground truth recorded with the latest vintage (None for real deliveries)."""
+    try:
+        rows = con.execute("select ground_truth_json from main.data_provenance "
+                           "order by recorded_at desc limit 1").fetchall()
+        row = rows[0] if rows else None
+    except duckdb.CatalogException:
+        return None
+    return json.loads(row[0]) if row and row[0] else None

@@ -53,3 +53,39 @@ def publish(candidate: Path, published: Path, *, gate) -> None:
 def discard(candidate: Path) -> None:
     for stale in (candidate, candidate.with_name(candidate.name + ".wal")):
         stale.unlink(missing_ok=True)
+
+
+def publish_refused_attempts(candidate: Path, published: Path, vintage: str, reasons: list[str]) -> int:
+    """Append a refused load's attempts to the published raw.load_manifest, nothing else.
+
+    The published file is copied, the attempts of ``vintage`` are appended to the copy's
+    manifest - a file refused for a fault of its own as ``failed`` with its error, every other
+    file of the refused load as ``refused`` with the load's reasons (its rows are not in force) -
+    and the copy replaces the published file in one rename. Every other table is unchanged.
+    Returns the number of rows appended.
+    """
+    if not published.exists() or not candidate.exists():
+        return 0
+    staging = published.with_name(published.name + ".manifest-update")
+    discard(staging)
+    shutil.copy2(published, staging)
+    reason = "the load was refused: " + "; ".join(reasons)
+    with connect_for_write(staging) as con:
+        escaped = str(candidate).replace("'", "''")
+        con.execute(f"attach '{escaped}' as cand (read_only)")
+        n = con.execute(
+            """
+            insert into raw.load_manifest
+            select load_id, source, file_name, sha256, bytes, encoding, year, 0 as rows,
+                   case when status = 'failed' then 'failed' else 'refused' end as status,
+                   case when status = 'failed' then error else ? end as error,
+                   archived_path, loaded_at
+            from cand.raw.load_manifest where load_id = ?
+            """, [reason[:4000], vintage]).fetchone()
+        con.execute("detach cand")
+        con.execute("checkpoint")
+    _fsync(staging)
+    os.replace(staging, published)
+    _fsync(published.parent)
+    discard(staging)
+    return int(n[0]) if n else 0

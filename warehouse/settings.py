@@ -8,17 +8,35 @@
     [server]
     host = "127.0.0.1"          # a local Prefect server on loopback only
     port = 4200
+    [refresh]
+    lock_wait_seconds = 600     # how long a refresh waits for a running one before giving up
+    [query]
+    memory_limit = "4GB"        # DuckDB memory limit of `cityres query` and `cityres estimate`
+    timeout_seconds = 300       # a user's statement is interrupted after this long
+    max_rows = 10000            # rows shown by `cityres query --format table`
     [dbt_vars]                  # the warehouse's options (dbt_project/dbt_project.yml vars)
     extrapolation = "nearest"   # e.g. carry the last value into a gap at the end of a series
+
+:func:`check_config` validates the whole file before anything else runs and returns one line
+per problem; the loaders below raise :class:`ConfigError` carrying those lines.
 """
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 
 from warehouse.paths import Home
 
 CONFIG_FILE = "cityres.toml"
+
+
+class ConfigError(ValueError):
+    """cityres.toml has problems; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -30,14 +48,16 @@ class ServeSettings:
     port: int = 4200
 
 
-def _read_config(home: Home) -> dict:
-    path = home.root / CONFIG_FILE
-    if not path.exists():
-        return {}
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: not valid TOML ({exc})") from None
+@dataclass(frozen=True)
+class RefreshSettings:
+    lock_wait_seconds: float = 600.0
+
+
+@dataclass(frozen=True)
+class QuerySettings:
+    memory_limit: str = "4GB"
+    timeout_seconds: float = 300.0
+    max_rows: int = 10_000
 
 
 # Vars a user may set; `vintage` belongs to the refresh and is never taken from the file.
@@ -47,29 +67,109 @@ DBT_VARS = frozenset({
     "policy", "policy_coding",
 })
 
+_POSITIVE = "a positive number"
+_KEYS = {
+    "schedule": {"cron": "text"},
+    "watch": {"poll_seconds": _POSITIVE, "settle_seconds": "a number >= 0"},
+    "server": {"host": "text", "port": "an integer port (1-65535)"},
+    "refresh": {"lock_wait_seconds": "a number >= 0"},
+    "query": {"memory_limit": "a size such as \"4GB\"", "timeout_seconds": _POSITIVE,
+              "max_rows": "a positive integer"},
+    "dbt_vars": None,  # checked against DBT_VARS
+}
+_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.I)
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _value_problem(table: str, key: str, value) -> str | None:
+    expected = _KEYS[table][key]
+    ok = {
+        "text": isinstance(value, str),
+        _POSITIVE: _is_number(value) and value > 0,
+        "a number >= 0": _is_number(value) and value >= 0,
+        "an integer port (1-65535)": isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535,
+        "a positive integer": isinstance(value, int) and not isinstance(value, bool) and value > 0,
+        "a size such as \"4GB\"": isinstance(value, str) and bool(_SIZE.match(value)),
+    }[expected]
+    if not ok:
+        return f"[{table}] {key} must be {expected}, got {value!r}"
+    if table == "server" and key == "host" and value not in _LOOPBACK:
+        return f"[server] host must be a loopback address ({', '.join(_LOOPBACK)}), got {value!r}"
+    if table == "schedule" and key == "cron" and value and len(value.split()) != 5:
+        return f"[schedule] cron must have five fields like \"0 6 * * *\" (or be \"\"), got {value!r}"
+    return None
+
+
+def check_config(home: Home) -> list[str]:
+    """Every problem of cityres.toml, one line each (file, table, key, value, what is expected)."""
+    path = home.root / CONFIG_FILE
+    if not path.exists():
+        return []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        return [f"{path}: not UTF-8 text"]
+    except tomllib.TOMLDecodeError as exc:
+        return [f"{path}: not valid TOML ({exc})"]
+    problems = []
+    for table, content in data.items():
+        if table not in _KEYS:
+            problems.append(f"unknown table [{table}] (known: {', '.join('[' + t + ']' for t in _KEYS)})")
+            continue
+        if not isinstance(content, dict):
+            problems.append(f"{table} must be a table ([{table}]), got {content!r}")
+            continue
+        if table == "dbt_vars":
+            unknown = sorted(set(content) - DBT_VARS)
+            if unknown:
+                problems.append(f"unknown [dbt_vars] {', '.join(unknown)} (known: {', '.join(sorted(DBT_VARS))})")
+            continue
+        for key, value in content.items():
+            if key not in _KEYS[table]:
+                problems.append(f"unknown key {key!r} in [{table}] (known: {', '.join(_KEYS[table])})")
+                continue
+            problem = _value_problem(table, key, value)
+            if problem:
+                problems.append(problem)
+    return [f"{path.name}: {p}" if not p.startswith(str(path)) else p for p in problems]
+
+
+def _read_config(home: Home) -> dict:
+    problems = check_config(home)
+    if problems:
+        raise ConfigError(problems)
+    path = home.root / CONFIG_FILE
+    return tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
 
 def load_dbt_vars(home: Home) -> dict:
     """The [dbt_vars] table of cityres.toml: options of the dbt project for every refresh."""
-    given = _read_config(home).get("dbt_vars", {})
-    unknown = sorted(set(given) - DBT_VARS)
-    if unknown:
-        raise ValueError(f"{home.root / CONFIG_FILE}: unknown [dbt_vars] {', '.join(unknown)} "
-                         f"(known: {', '.join(sorted(DBT_VARS))})")
-    return dict(given)
+    return dict(_read_config(home).get("dbt_vars", {}))
 
 
 def load_serve_settings(home: Home) -> ServeSettings:
-    path = home.root / CONFIG_FILE
-    data = _read_config(home)
-    defaults = ServeSettings()
+    data, d = _read_config(home), ServeSettings()
     schedule, watch, server = data.get("schedule", {}), data.get("watch", {}), data.get("server", {})
-    settings = ServeSettings(
-        cron=str(schedule.get("cron", defaults.cron)),
-        poll_seconds=float(watch.get("poll_seconds", defaults.poll_seconds)),
-        settle_seconds=float(watch.get("settle_seconds", defaults.settle_seconds)),
-        host=str(server.get("host", defaults.host)),
-        port=int(server.get("port", defaults.port)),
+    return ServeSettings(
+        cron=str(schedule.get("cron", d.cron)),
+        poll_seconds=float(watch.get("poll_seconds", d.poll_seconds)),
+        settle_seconds=float(watch.get("settle_seconds", d.settle_seconds)),
+        host=str(server.get("host", d.host)),
+        port=int(server.get("port", d.port)),
     )
-    if settings.host not in ("127.0.0.1", "localhost", "::1"):
-        raise ValueError(f"{path}: [server] host must be a loopback address, got {settings.host!r}")
-    return settings
+
+
+def load_refresh_settings(home: Home) -> RefreshSettings:
+    section = _read_config(home).get("refresh", {})
+    return RefreshSettings(lock_wait_seconds=float(section.get("lock_wait_seconds", RefreshSettings.lock_wait_seconds)))
+
+
+def load_query_settings(home: Home) -> QuerySettings:
+    section, d = _read_config(home).get("query", {}), QuerySettings()
+    return QuerySettings(memory_limit=str(section.get("memory_limit", d.memory_limit)),
+                         timeout_seconds=float(section.get("timeout_seconds", d.timeout_seconds)),
+                         max_rows=int(section.get("max_rows", d.max_rows)))

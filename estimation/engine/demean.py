@@ -381,6 +381,8 @@ def _alternating(
         cur = nxt
         (change,) = con.execute(f"SELECT max(__delta) FROM {cur}").fetchone()
         change = float(change)
+        if change != change:  # NaN: a non-finite value slipped in; sweeping on cannot help
+            raise DemeanNotConverged("alternating projections produced NaN (a non-finite value in the data)")
         if change <= tol:
             return Demeaned(cur, columns, "alternating", it, change)
     raise DemeanNotConverged(

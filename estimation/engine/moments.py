@@ -61,9 +61,6 @@ def cross_products(
 class ResidualMoments:
     ssr: float  # sum w u^2
     meat: np.ndarray | None  # k x k, None for iid; two-way: M_A + M_B - M_AB
-    n_clusters: int | None = None
-    meats: list[np.ndarray] | None = None  # two-way clustering: [M_A, M_B, M_AB]
-    cluster_sizes: list[int] | None = None
 
 
 def residual_moments(
@@ -149,13 +146,10 @@ def residual_moments(
         ssr_val = float(rows[0][-1])
         if len(g) == 1:
             r0 = by_set[0]
-            return ResidualMoments(ssr_val, _fill_symmetric(r0[2:-1], k), int(r0[1]))
+            return ResidualMoments(ssr_val, _fill_symmetric(r0[2:-1], k))
         order = [1, 2, 0]  # A, B, A x B
         meats = [_fill_symmetric(by_set[s][2:-1], k) for s in order]
-        sizes = [int(by_set[s][1]) for s in order]
-        return ResidualMoments(
-            ssr_val, meats[0] + meats[1] - meats[2], min(sizes[:2]), meats, sizes
-        )
+        return ResidualMoments(ssr_val, meats[0] + meats[1] - meats[2])
 
     raise ValueError(f"unknown residual moment kind {kind!r}")
 

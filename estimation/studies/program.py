@@ -51,6 +51,13 @@ def run_study(con: duckdb.DuckDBPyConnection, name: str):
     return STUDIES[name](con)
 
 
+def program_results(con: duckdb.DuckDBPyConnection, results: dict) -> ProgramResults:
+    """The studies' results, with the panel's years, for the report (nothing written)."""
+    first, last = con.execute(f"select min(year), max(year) from {PANEL}").fetchone()
+    return ProgramResults(results["baseline"], results["event_study"], results["placebo"],
+                          results["nqp_baseline"], (int(first), int(last)))
+
+
 def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
                     synthetic: bool) -> ProgramResults:
     """Write every study's results with the vintage; return them for the report."""
@@ -58,9 +65,7 @@ def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
     persist_study(con, vintage, vintage, synthetic, "event_study", results["event_study"])
     persist_study(con, vintage, vintage, synthetic, "placebo", results["placebo"])
     persist_estimates(con, vintage, vintage, synthetic, *results["nqp_baseline"])
-    first, last = con.execute(f"select min(year), max(year) from {PANEL}").fetchone()
-    return ProgramResults(results["baseline"], results["event_study"], results["placebo"],
-                          results["nqp_baseline"], (int(first), int(last)))
+    return program_results(con, results)
 
 
 def run_program(con: duckdb.DuckDBPyConnection, vintage: str, synthetic: bool) -> ProgramResults:

@@ -260,6 +260,11 @@ def _counterfactual(cities: CityTable, years: np.ndarray, city_rng: np.random.Ge
     cov0 = np.exp(np.log(0.055) + 0.85 * P + 0.35 * Z["insur"] + _bump(codes, "insur"))
     insured = cov0[:, None] * np.exp(0.025 * _catch_up(cov0, 0.5)[:, None] * k
                                      + _ar1(time_rng, shape, 0.7, 0.04)) * pop * 1e4
+    # Real magnitudes: migrants make the insured outnumber the registered population in a few
+    # cities, but not by more than about 2.5 times (Shenzhen: ~14.6 million insured, ~6 million
+    # hukou residents; no city above ~15 million); uncapped, some seeds drew 6-7 times and over
+    # 30 million, above what any yearbook prints.
+    insured = np.minimum(insured, np.minimum(2.6 * pop * 1e4, 1.8e7))
 
     spc0 = np.exp(np.log(19000.0) + 0.75 * P + 0.3 * Z["savings"])
     savings = spc0[:, None] * np.exp(0.085 * _catch_up(spc0, 0.4)[:, None] * k
@@ -339,7 +344,9 @@ def _counterfactual(cities: CityTable, years: np.ndarray, city_rng: np.random.Ge
         "retail_sales": retail, "fiscal_revenue": revenue, "fiscal_expenditure": expenditure,
         "edu_expenditure": edu, "sci_expenditure": sci, "deposits": deposits, "loans": loans,
         "hospital_beds": beds, "college_students": college, "road_area": road, "avg_wage": wage,
-        "emp_total": emp, "emp_it": it_share * emp, "emp_research": rs_share * emp,
+        # IT employment (urban units) stays below ~1/5 of the registered population (Beijing,
+        # the largest: ~1.1 million of 14 million); uncapped, some seeds drew over half.
+        "emp_total": emp, "emp_it": np.minimum(it_share * emp, 0.22 * pop), "emp_research": rs_share * emp,
         "patents_granted": patents, "invention_patents_granted": inv_share * patents,
         "green_patent_applications": green, "digital_economy_patent_applications": digital_patents,
     }  # fmt: skip

@@ -1,0 +1,284 @@
+"""Nothing lost, nothing silently wrong: bad deliveries, crashes at every step, two refreshes at
+once, and queries that try to escape the sandbox. Each case asserts the published warehouse
+(its data, or its bytes), the archive's integrity and a clear message."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from wap_fixtures import copy_home, manifest_rows, published_data_digest, sha256
+
+from warehouse.ingest import ingest_landing
+from warehouse.paths import Home
+from warehouse.sample import write_sample
+
+pytestmark = pytest.mark.slow
+BAD = Path(__file__).parent / "fixtures" / "bad"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def baseline(published_sample) -> Home:
+    return published_sample
+
+
+def cli(home: Home, *args, fault: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `cityres` in its own process group; output through files, not pipes.
+
+    A process killed with SIGKILL leaves Prefect's temporary server (its child) running and
+    holding inherited pipes open, so the group is killed after the command ends.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CITYRES_FAULT"))}
+    env.update(CITYRES_HOME=str(home.root), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
+    if fault:
+        env["CITYRES_FAULT_KILL_AT"] = fault
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "flows.cli", *args], env=env, cwd=ROOT, stdout=out,
+                                stderr=err, start_new_session=True)
+        try:
+            returncode = proc.wait(timeout=timeout)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # orphans of a killed refresh (its Prefect server)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(proc.args, returncode, out.read(), err.read())
+
+
+def archive_is_intact(home: Home) -> list[Path]:
+    """Every archived file hashes to the folder it is filed under; returns the files checked."""
+    files = [p for p in home.archive.rglob("*") if p.is_file() and not p.name.endswith(".partial")]
+    for path in files:
+        assert hashlib.sha256(path.read_bytes()).hexdigest()[:16] == path.parent.name, f"damaged archive: {path}"
+    return files
+
+
+# ---------------------------------------------------------------- bad deliveries, refused at ingest
+
+def test_bad_deliveries_are_refused_at_ingest_with_file_row_and_column(tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(BAD, landing, ignore=shutil.ignore_patterns("README.md"))
+    huge = landing / "city_yearbook" / "yearbook_2021_huge_cell.csv"
+    huge.write_text("城市,年末户籍人口(万人)\n石家庄市,\"" + "9" * 5_000_000 + "\"\n", encoding="utf-8")
+    (landing / "city_yearbook" / "yearbook_2020_link.csv").symlink_to("/etc/passwd")
+    (landing / "national").mkdir()
+    (landing / "national" / "stolen").symlink_to("/etc", target_is_directory=True)
+    con = duckdb.connect()
+    summary = ingest_landing(con, landing, tmp_path / "archive")
+    errors = {f.file_name: f.error for f in summary.files}
+    assert all(f.status == "failed" for f in summary.files), errors
+    expected = {
+        "city_yearbook/yearbook_2022_bad_cell.csv": ["row 3, column 3 (地区生产总值(亿元)): '12,3a'",
+                                                     "thousands separators only in groups of three"],
+        "city_yearbook/yearbook_2022_word_in_cell.csv": ["row 3, column 2 (年末户籍人口(万人)): '约1123'"],
+        "city_yearbook/yearbook_2022_truncated.csv": ["row 4", "looks truncated"],
+        "city_yearbook/yearbook_2022_gbk_with_a_utf8_row.csv": ["GBK/GB18030 text (first invalid byte at row 4",
+                                                                "one encoding throughout"],
+        "city_yearbook/yearbook_without_year.csv": ["no year"],
+        "city_yearbook/yearbook_2021_huge_cell.csv": ["row 2", "longer than 100,000 characters"],
+        "city_yearbook/yearbook_2020_link.csv": ["symbolic link", "not followed"],
+        "national/stolen": ["symbolic link (to a folder)"],
+    }
+    assert set(errors) == set(expected)
+    for name, needles in expected.items():
+        for needle in needles:
+            assert needle in errors[name], (name, errors[name])
+        assert errors[name].startswith(name)  # every message names its file first
+    assert con.execute("select count(*) from raw.city_cells").fetchone()[0] == 0
+    # nothing outside the landing folder was read or archived
+    archived = [p for p in (tmp_path / "archive").rglob("*") if p.is_file()]
+    assert not any(p.read_bytes().startswith(b"root:") for p in archived)
+    assert not any("passwd" in p.name or "stolen" in str(p) for p in archived)
+
+
+def test_a_refused_file_is_recorded_in_the_published_manifest_and_not_read_again(baseline, tmp_path):
+    home = copy_home(baseline, tmp_path / "home")
+    shutil.copy2(BAD / "city_yearbook" / "yearbook_2022_bad_cell.csv", home.landing / "city_yearbook")
+    before, manifest_before = published_data_digest(home.warehouse_db), manifest_rows(home.warehouse_db)
+    first = cli(home, "refresh")
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "row 3, column 3 (地区生产总值(亿元)): '12,3a'" in first.stdout
+    assert "Traceback" not in first.stdout + first.stderr
+    assert published_data_digest(home.warehouse_db) == before
+    added = manifest_rows(home.warehouse_db)[len(manifest_before):]
+    assert [(r[1], r[3]) for r in added] == [("city_yearbook/yearbook_2022_bad_cell.csv", "failed")]
+    assert "'12,3a'" in added[0][4]
+    # unchanged: not re-ingested, and decided without starting Prefect
+    started = time.monotonic()
+    again = cli(home, "refresh")
+    assert again.returncode == 0 and "unchanged" in again.stdout
+    assert time.monotonic() - started < 15
+    assert manifest_rows(home.warehouse_db)[len(manifest_before):] == added
+
+
+def test_invalid_configuration_is_refused_first_one_line_per_problem(baseline, tmp_path):
+    home = copy_home(baseline, tmp_path / "home")
+    (home.root / "cityres.toml").write_text('[watch]\npoll_seconds = "often"\n[dbt_vars]\nentropy = 1\n'
+                                            '[nonsense]\nx = 1\n', encoding="utf-8")
+    shutil.copy2(BAD / "city_yearbook" / "yearbook_2022_bad_cell.csv", home.landing / "city_yearbook")
+    before = sha256(home.warehouse_db)
+    out = cli(home, "refresh")
+    assert out.returncode == 2
+    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    assert len(lines) == 3, out.stdout
+    assert "[watch] poll_seconds must be a positive number, got 'often'" in out.stdout
+    assert "unknown [dbt_vars] entropy" in out.stdout and "unknown table [nonsense]" in out.stdout
+    assert "Traceback" not in out.stdout + out.stderr
+    assert sha256(home.warehouse_db) == before and not home.candidate_db.exists()
+
+
+# ---------------------------------------------------------------- crashes (SIGKILL) at every step
+
+def test_sigkill_at_every_step_loses_nothing_and_the_next_refresh_recovers(baseline, tmp_path):
+    home = copy_home(baseline, tmp_path / "home")
+    stage = tmp_path / "stage"
+    write_sample(stage, firm_scale=0.3)  # a corrected enterprise file of ~2 MB: archived in several chunks
+    delivery = "enterprises/registrations_2023.csv"
+    assert (stage / delivery).stat().st_size > 2 * (1 << 20) * 0.5
+    shutil.copy2(stage / delivery, home.landing / delivery)
+    published = sha256(home.warehouse_db)
+    manifest = manifest_rows(home.warehouse_db)
+    new_sha = hashlib.sha256((home.landing / delivery).read_bytes()).hexdigest()
+    target = home.archive / "enterprises" / new_sha[:16] / "registrations_2023.csv"
+
+    for point in ("archive_copy", "ingest", "dbt", "before_publish"):
+        out = cli(home, "refresh", fault=point)
+        assert out.returncode == -9, (point, out.stdout[-2000:], out.stderr[-2000:])
+        assert sha256(home.warehouse_db) == published, f"killed at {point}: the published file changed"
+        archive_is_intact(home)
+        if point == "archive_copy":
+            assert not target.exists()  # never renamed into place
+            (partial,) = target.parent.glob(".registrations_2023.csv.*.partial")
+            assert 0 < partial.stat().st_size < (home.landing / delivery).stat().st_size  # really mid-copy
+
+    out = cli(home, "refresh")
+    assert out.returncode == 0 and "published" in out.stdout, out.stdout[-3000:]
+    assert target.exists() and not list(target.parent.glob("*.partial"))
+    archive_is_intact(home)
+    after = manifest_rows(home.warehouse_db)
+    assert after[: len(manifest)] == manifest  # every earlier load kept
+    assert any(r[2] == new_sha and r[3] == "loaded" for r in after)
+
+    # killed right after publishing: the vintage is published, its report is written next time
+    write_sample(stage, firm_scale=0.31)
+    shutil.copy2(stage / delivery, home.landing / delivery)
+    before = sha256(home.warehouse_db)
+    out = cli(home, "refresh", fault="after_publish")
+    assert out.returncode == -9
+    assert sha256(home.warehouse_db) != before
+    with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
+        (vintage,) = con.execute("select vintage from data_provenance order by recorded_at desc limit 1").fetchone()
+    assert not (home.reports / vintage / "report.md").exists()
+    out = cli(home, "refresh")
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "report of the published vintage was missing" in out.stdout
+    report = (home.reports / vintage / "report.md").read_text(encoding="utf-8")
+    assert "stopped before writing it" in report
+
+
+# ---------------------------------------------------------------- one refresh at a time
+
+def test_two_refreshes_at_once_one_waits_or_steps_aside_and_nothing_is_lost(baseline, tmp_path):
+    home = copy_home(baseline, tmp_path / "home")
+    stage = tmp_path / "stage"
+    write_sample(stage, firm_scale=0.02)
+    shutil.copy2(stage / "enterprises/registrations_2022.csv", home.landing / "enterprises/registrations_2022.csv")
+    manifest = manifest_rows(home.warehouse_db)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(CITYRES_HOME=str(home.root), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    first_log = open(tmp_path / "first.log", "w+")
+    first = subprocess.Popen([sys.executable, "-m", "flows.cli", "refresh"], env=env, cwd=ROOT,
+                             stdout=first_log, stderr=subprocess.STDOUT, start_new_session=True)
+    lock = home.root / "refresh.lock"
+    deadline = time.monotonic() + 120
+    while not (lock.exists() and lock.read_text()):
+        assert first.poll() is None and time.monotonic() < deadline, "the first refresh never took the lock"
+        time.sleep(0.2)
+    holder = json.loads(lock.read_text())
+    # a second refresh that may not wait steps aside cleanly, naming the one running
+    (home.root / "cityres.toml").write_text("[refresh]\nlock_wait_seconds = 0\n", encoding="utf-8")
+    second = cli(home, "refresh")
+    assert second.returncode == 3, second.stdout
+    assert "busy" in second.stdout and f"pid {holder['pid']}" in second.stdout
+    # a third one waits for it, then finds nothing new
+    (home.root / "cityres.toml").write_text("[refresh]\nlock_wait_seconds = 300\n", encoding="utf-8")
+    third = cli(home, "refresh")
+    first.wait(timeout=600)
+    first_log.seek(0)
+    first_out = first_log.read()
+    assert first.returncode == 0, first_out
+    assert third.returncode == 0, third.stdout
+    assert "published" in first_out
+    assert "unchanged" in third.stdout
+    after = manifest_rows(home.warehouse_db)
+    assert after[: len(manifest)] == manifest and len(after) == len(manifest) + 1
+    with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
+        vintages = con.execute("select count(distinct vintage) from index_history").fetchone()[0]
+    assert vintages == 2  # the baseline's and the new one: no vintage lost, none duplicated
+
+
+# ---------------------------------------------------------------- no query can destroy published data
+
+ESCAPES = {
+    "copy over the warehouse": "copy (select 1) to '{db}'",
+    "copy to a file": "copy (select 1) to '{tmp}/x.csv'",
+    "export database": "export database '{tmp}/dump'",
+    "read_text": "select * from read_text('/etc/shadow')",
+    "read_csv": "select * from read_csv('/etc/passwd')",
+    "glob": "select * from glob('/*')",
+    "attach read-write": "attach '{db}' as w",
+    "attach another file": "attach '{tmp}/new.duckdb' as n",
+    "set memory": "set memory_limit = '1TB'",
+    "set external access": "set enable_external_access = true",
+    "reset": "reset lock_configuration",
+    "pragma setting": "pragma memory_limit = '1TB'",
+    "install": "install httpfs",
+    "load": "load httpfs",
+    "two statements": "select 1; select 2",
+    "drop": "drop table main.estimates",
+    "delete": "delete from main.estimates",
+    "update": "update main.estimates set coef = 0",
+    "create": "create table main.t as select 1",
+    "checkpoint": "checkpoint",
+    "detach": "detach warehouse",
+}
+
+
+def test_no_query_can_change_read_or_escape(baseline, tmp_path):
+    home = copy_home(baseline, tmp_path / "home")
+    before = sha256(home.warehouse_db)
+    for name, sql in ESCAPES.items():
+        out = cli(home, "query", sql.format(db=home.warehouse_db, tmp=tmp_path), timeout=120)
+        assert out.returncode == 2, (name, out.stdout, out.stderr)
+        assert "error:" in out.stderr and "Traceback" not in out.stderr, (name, out.stderr)
+        assert sha256(home.warehouse_db) == before, f"{name} changed the published warehouse"
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "dump").exists()
+    assert not (tmp_path / "new.duckdb").exists()
+
+
+def test_a_runaway_query_is_stopped_by_its_limits(baseline, tmp_path):
+    home = copy_home(baseline, tmp_path / "home")
+    (home.root / "cityres.toml").write_text('[query]\ntimeout_seconds = 3\nmemory_limit = "500MB"\n',
+                                            encoding="utf-8")
+    started = time.monotonic()
+    out = cli(home, "query", "select count(*) from analysis_panel a, analysis_panel b, analysis_panel c, "
+                             "analysis_panel d", timeout=120)
+    assert out.returncode == 2 and "stopped after 3 s" in out.stderr, out.stderr
+    assert time.monotonic() - started < 60
+    out = cli(home, "query", "select a.*, b.* from raw.city_cells a, raw.city_cells b order by a.value_text",
+              timeout=120)
+    assert out.returncode == 2, out.stdout[-500:]
+    assert "error:" in out.stderr and "Traceback" not in out.stderr
