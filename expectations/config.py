@@ -131,6 +131,12 @@ JUMP_THRESHOLD_BY_VARIABLE: dict[str, float] = {"fdi": 1.5}
 UNIT_SWITCH_SHARE = 0.5
 UNIT_SWITCH_SLACK = 0.25
 
+# Revisions of every published index against the published vintage: the mean relative change
+# of its city-year values (warning above the threshold). A new year re-estimates the entropy
+# weights and moves every value a little; a load that moves one index by more deserves a look.
+INDEX_SCORE_COLUMNS = {"resilience_index": "res", "nqp_index": "nqp", "nqp_hierarchical_index": "nqp_h"}
+REVISION_MEAN_RELATIVE = 0.05
+
 # Distribution drift of each index indicator against the previously published vintage:
 # two-sample Kolmogorov-Smirnov statistic (warning above the threshold).
 KS_THRESHOLD = 0.05

@@ -17,10 +17,12 @@ from expectations.config import (
     COVERAGE_MIN,
     CRITICAL,
     INDEX_COLUMNS,
+    INDEX_SCORE_COLUMNS,
     JUMP_THRESHOLD,
     JUMP_THRESHOLD_BY_VARIABLE,
     KS_THRESHOLD,
     RATIO_BOUNDS,
+    REVISION_MEAN_RELATIVE,
     WARNING,
     UNIT_SWITCH_SHARE,
     UNIT_SWITCH_SLACK,
@@ -271,6 +273,34 @@ def jumps_batch(con: duckdb.DuckDBPyConnection) -> Batch:
                   "source_col", "is_imputed"))
 
 
+def revisions_frame(candidate: duckdb.DuckDBPyConnection, previous: Path) -> pd.DataFrame:
+    """Per published index: mean relative change of its city-year values against the published vintage."""
+    records = []
+    with connect_read_only(previous) as con:
+        for mart, col in INDEX_SCORE_COLUMNS.items():
+            try:
+                old = con.execute(f"select city_code, year, {col} as old from main.{mart}").df()
+                new = candidate.execute(f"select city_code, year, {col} as new from main.{mart}").df()
+            except duckdb.CatalogException:
+                continue
+            both = new.merge(old, on=["city_code", "year"])
+            rel = (both["new"] - both["old"]).abs() / both["old"].abs().where(both["old"] != 0)
+            records.append((f"{mart}.{col}", len(both), float(rel.mean()) if len(both) else 0.0,
+                            float(rel.max()) if len(both) else 0.0))
+    return pd.DataFrame.from_records(records, columns=["index", "compared", "mean_relative_revision",
+                                                       "max_relative_revision"])
+
+
+def revisions_batch(con: duckdb.DuckDBPyConnection, previous: Path) -> Batch:
+    return Batch("marts", "revisions", revisions_frame(con, previous), [
+        Expect("ExpectColumnValuesToBeBetween", "marts.revisions", WARNING,
+               f"mean relative revision of every published index against the published vintage at most "
+               f"{REVISION_MEAN_RELATIVE:g}",
+               {"column": "mean_relative_revision", "max_value": REVISION_MEAN_RELATIVE},
+               threshold=f"mean |Δ|/value ≤ {REVISION_MEAN_RELATIVE:g}"),
+    ], ("index", "compared", "max_relative_revision"))
+
+
 def unit_switch_batch(con: duckdb.DuckDBPyConnection) -> Batch:
     frame = con.execute(UNIT_SWITCH_SQL, {"slack": UNIT_SWITCH_SLACK}).df()
     return Batch("marts", "unit_switch", frame, [
@@ -314,6 +344,7 @@ def marts_batches(con: duckdb.DuckDBPyConnection, previous: Path | None,
     ]
     if previous is not None and previous.exists():
         parts.append((("int_index_inputs",), "drift", lambda: [drift_batch(con, previous)]))
+        parts.append((tuple(INDEX_SCORE_COLUMNS), "revisions", lambda: [revisions_batch(con, previous)]))
     else:
         notes.append("drift not checked: no published vintage to compare with (first load)")
     batches: list[Batch] = []
@@ -325,7 +356,7 @@ def marts_batches(con: duckdb.DuckDBPyConnection, previous: Path | None,
         try:
             batches += build()
         except duckdb.CatalogException as exc:
-            if label != "drift":
+            if label not in ("drift", "revisions"):
                 raise
             notes.append(f"drift not checked: the published warehouse has no index inputs ({exc})")
     return batches, notes

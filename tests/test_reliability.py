@@ -1,69 +1,26 @@
-"""Nothing lost, nothing silently wrong: bad deliveries, crashes at every step, two refreshes at
-once, and queries that try to escape the sandbox. Each case asserts the published warehouse
+"""Nothing lost, nothing silently wrong: bad deliveries, invalid configuration, and queries that
+try to escape the sandbox (crashes and concurrency: test_crash_and_concurrency.py). Each case asserts the published warehouse
 (its data, or its bytes), the archive's integrity and a clear message."""
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import duckdb
 import pytest
-from wap_fixtures import copy_home, manifest_rows, published_data_digest, sha256
+from wap_fixtures import cli, copy_home, manifest_rows, published_data_digest, sha256
 
 from warehouse.ingest import ingest_landing
 from warehouse.paths import Home
-from warehouse.sample import write_sample
 
 pytestmark = pytest.mark.slow
 BAD = Path(__file__).parent / "fixtures" / "bad"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def baseline(published_sample) -> Home:
     return published_sample
-
-
-def cli(home: Home, *args, fault: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `cityres` in its own process group; output through files, not pipes.
-
-    A process killed with SIGKILL leaves Prefect's temporary server (its child) running and
-    holding inherited pipes open, so the group is killed after the command ends.
-    """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CITYRES_FAULT"))}
-    env.update(CITYRES_HOME=str(home.root), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
-    if fault:
-        env["CITYRES_FAULT_KILL_AT"] = fault
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "flows.cli", *args], env=env, cwd=ROOT, stdout=out,
-                                stderr=err, start_new_session=True)
-        try:
-            returncode = proc.wait(timeout=timeout)
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # orphans of a killed refresh (its Prefect server)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(proc.args, returncode, out.read(), err.read())
-
-
-def archive_is_intact(home: Home) -> list[Path]:
-    """Every archived file hashes to the folder it is filed under; returns the files checked."""
-    files = [p for p in home.archive.rglob("*") if p.is_file() and not p.name.endswith(".partial")]
-    for path in files:
-        assert hashlib.sha256(path.read_bytes()).hexdigest()[:16] == path.parent.name, f"damaged archive: {path}"
-    return files
 
 
 # ---------------------------------------------------------------- bad deliveries, refused at ingest
@@ -138,96 +95,6 @@ def test_invalid_configuration_is_refused_first_one_line_per_problem(baseline, t
     assert "unknown [dbt_vars] entropy" in out.stdout and "unknown table [nonsense]" in out.stdout
     assert "Traceback" not in out.stdout + out.stderr
     assert sha256(home.warehouse_db) == before and not home.candidate_db.exists()
-
-
-# ---------------------------------------------------------------- crashes (SIGKILL) at every step
-
-def test_sigkill_at_every_step_loses_nothing_and_the_next_refresh_recovers(baseline, tmp_path):
-    home = copy_home(baseline, tmp_path / "home")
-    stage = tmp_path / "stage"
-    write_sample(stage, firm_scale=0.3)  # a corrected enterprise file of ~2 MB: archived in several chunks
-    delivery = "enterprises/registrations_2023.csv"
-    assert (stage / delivery).stat().st_size > 2 * (1 << 20) * 0.5
-    shutil.copy2(stage / delivery, home.landing / delivery)
-    published = sha256(home.warehouse_db)
-    manifest = manifest_rows(home.warehouse_db)
-    new_sha = hashlib.sha256((home.landing / delivery).read_bytes()).hexdigest()
-    target = home.archive / "enterprises" / new_sha[:16] / "registrations_2023.csv"
-
-    for point in ("archive_copy", "ingest", "dbt", "before_publish"):
-        out = cli(home, "refresh", fault=point)
-        assert out.returncode == -9, (point, out.stdout[-2000:], out.stderr[-2000:])
-        assert sha256(home.warehouse_db) == published, f"killed at {point}: the published file changed"
-        archive_is_intact(home)
-        if point == "archive_copy":
-            assert not target.exists()  # never renamed into place
-            (partial,) = target.parent.glob(".registrations_2023.csv.*.partial")
-            assert 0 < partial.stat().st_size < (home.landing / delivery).stat().st_size  # really mid-copy
-
-    out = cli(home, "refresh")
-    assert out.returncode == 0 and "published" in out.stdout, out.stdout[-3000:]
-    assert target.exists() and not list(target.parent.glob("*.partial"))
-    archive_is_intact(home)
-    after = manifest_rows(home.warehouse_db)
-    assert after[: len(manifest)] == manifest  # every earlier load kept
-    assert any(r[2] == new_sha and r[3] == "loaded" for r in after)
-
-    # killed right after publishing: the vintage is published, its report is written next time
-    write_sample(stage, firm_scale=0.31)
-    shutil.copy2(stage / delivery, home.landing / delivery)
-    before = sha256(home.warehouse_db)
-    out = cli(home, "refresh", fault="after_publish")
-    assert out.returncode == -9
-    assert sha256(home.warehouse_db) != before
-    with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
-        (vintage,) = con.execute("select vintage from data_provenance order by recorded_at desc limit 1").fetchone()
-    assert not (home.reports / vintage / "report.md").exists()
-    out = cli(home, "refresh")
-    assert out.returncode == 0, out.stdout[-3000:]
-    assert "report of the published vintage was missing" in out.stdout
-    report = (home.reports / vintage / "report.md").read_text(encoding="utf-8")
-    assert "stopped before writing it" in report
-
-
-# ---------------------------------------------------------------- one refresh at a time
-
-def test_two_refreshes_at_once_one_waits_or_steps_aside_and_nothing_is_lost(baseline, tmp_path):
-    home = copy_home(baseline, tmp_path / "home")
-    stage = tmp_path / "stage"
-    write_sample(stage, firm_scale=0.02)
-    shutil.copy2(stage / "enterprises/registrations_2022.csv", home.landing / "enterprises/registrations_2022.csv")
-    manifest = manifest_rows(home.warehouse_db)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(CITYRES_HOME=str(home.root), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    first_log = open(tmp_path / "first.log", "w+")
-    first = subprocess.Popen([sys.executable, "-m", "flows.cli", "refresh"], env=env, cwd=ROOT,
-                             stdout=first_log, stderr=subprocess.STDOUT, start_new_session=True)
-    lock = home.root / "refresh.lock"
-    deadline = time.monotonic() + 120
-    while not (lock.exists() and lock.read_text()):
-        assert first.poll() is None and time.monotonic() < deadline, "the first refresh never took the lock"
-        time.sleep(0.2)
-    holder = json.loads(lock.read_text())
-    # a second refresh that may not wait steps aside cleanly, naming the one running
-    (home.root / "cityres.toml").write_text("[refresh]\nlock_wait_seconds = 0\n", encoding="utf-8")
-    second = cli(home, "refresh")
-    assert second.returncode == 3, second.stdout
-    assert "busy" in second.stdout and f"pid {holder['pid']}" in second.stdout
-    # a third one waits for it, then finds nothing new
-    (home.root / "cityres.toml").write_text("[refresh]\nlock_wait_seconds = 300\n", encoding="utf-8")
-    third = cli(home, "refresh")
-    first.wait(timeout=600)
-    first_log.seek(0)
-    first_out = first_log.read()
-    assert first.returncode == 0, first_out
-    assert third.returncode == 0, third.stdout
-    assert "published" in first_out
-    assert "unchanged" in third.stdout
-    after = manifest_rows(home.warehouse_db)
-    assert after[: len(manifest)] == manifest and len(after) == len(manifest) + 1
-    with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
-        vintages = con.execute("select count(distinct vintage) from index_history").fetchone()[0]
-    assert vintages == 2  # the baseline's and the new one: no vintage lost, none duplicated
 
 
 # ---------------------------------------------------------------- no query can destroy published data

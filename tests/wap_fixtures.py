@@ -6,7 +6,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,3 +98,40 @@ def manifest_rows(db: Path) -> list[tuple]:
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute("select load_id, file_name, sha256, status, error from raw.load_manifest "
                            "order by loaded_at, file_name").fetchall()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(home: Home, *args, fault: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `cityres` in its own process group; output through files, not pipes.
+
+    A process killed with SIGKILL leaves Prefect's temporary server (its child) running and
+    holding inherited pipes open, so the group is killed after the command ends.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CITYRES_FAULT"))}
+    env.update(CITYRES_HOME=str(home.root), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
+    if fault:
+        env["CITYRES_FAULT_KILL_AT"] = fault
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "flows.cli", *args], env=env, cwd=ROOT, stdout=out,
+                                stderr=err, start_new_session=True)
+        try:
+            returncode = proc.wait(timeout=timeout)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # orphans of a killed refresh (its Prefect server)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(proc.args, returncode, out.read(), err.read())
+
+
+def archive_is_intact(home: Home) -> list[Path]:
+    """Every archived file hashes to the folder it is filed under; returns the files checked."""
+    files = [p for p in home.archive.rglob("*") if p.is_file() and not p.name.endswith(".partial")]
+    for path in files:
+        assert hashlib.sha256(path.read_bytes()).hexdigest()[:16] == path.parent.name, f"damaged archive: {path}"
+    return files

@@ -164,6 +164,10 @@ def _changed(summary, facts: dict, files: list[dict]) -> list[dict]:
         text = f"Revised index values: {revisions['revised']} of {revisions['compared']} published city-year values"
         if revisions["revised"]:
             text += f" (largest |Δ| {revisions['max_abs']:.3g})"
+        others = [f"{r['index']} {r['revised']} of {r['compared']}" for r in revisions.get("by_index", [])
+                  if not r["index"].startswith("resilience_index.")]
+        if others:
+            text += "; " + ", ".join(others)
         lines.append(_item(text + ".", "#revisions"))
     if not lines and not loaded:
         lines.append(_item("Nothing new was loaded.", "#files"))

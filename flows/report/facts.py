@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from expectations.config import REVISION_TOLERANCE
+from expectations.config import INDEX_SCORE_COLUMNS, REVISION_TOLERANCE
 from warehouse.connections import connect_memory, connect_read_only
 
 EXAMPLE_LIMIT = 10  # rows listed per fact table (new/changed city-years, imputed cells, revisions)
@@ -245,7 +245,35 @@ def _revisions(con: duckdb.DuckDBPyConnection) -> dict:
         "from revisions where abs(revision) > ? order by abs(revision) desc, city_code, year limit ?",
         [REVISION_TOLERANCE, EXAMPLE_LIMIT]).df()
     return {"compared": int(n), "revised": int(revised), "max_abs": max_abs, "mean_abs": mean_abs,
-            "largest": records(largest)}
+            "largest": records(largest), "by_index": _revisions_by_index(con)}
+
+
+# Every published composite index and its score column (expectations.config.INDEX_SCORE_COLUMNS):
+# a load that moves one index only (a variable of the NQP index alone) is as visible as one that
+# moves all.
+REVISIONS_BY_INDEX_SQL = """
+select count(*) as compared,
+       count(*) filter (where abs(new.{col} - old.{col}) > $tol) as revised,
+       max(abs(new.{col} - old.{col})) as max_abs,
+       avg(abs(new.{col} - old.{col})) filter (where abs(new.{col} - old.{col}) > $tol) as mean_abs,
+       avg(abs(new.{col} - old.{col}) / nullif(abs(old.{col}), 0)) as mean_relative
+from cand.main.{mart} as new
+inner join pub.main.{mart} as old using (city_code, year)
+"""
+
+
+def _revisions_by_index(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Per published index: values compared with the published vintage, how many moved, by how much."""
+    out = []
+    for mart, col in INDEX_SCORE_COLUMNS.items():
+        try:
+            row = con.execute(REVISIONS_BY_INDEX_SQL.format(mart=mart, col=col), {"tol": REVISION_TOLERANCE}).fetchall()[0]
+        except duckdb.CatalogException:
+            continue  # an index this vintage (or the published one) does not have
+        compared, revised, max_abs, mean_abs, mean_rel = row
+        out.append({"index": f"{mart}.{col}", "compared": int(compared), "revised": int(revised or 0),
+                    "max_abs": max_abs, "mean_abs": mean_abs, "mean_relative": mean_rel})
+    return out
 
 
 def empty_facts() -> dict:
