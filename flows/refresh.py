@@ -295,9 +295,12 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
         lap("dbt build")
         summary.dbt_failures, summary.dbt_warnings = dbt.failures, dbt.warnings
         if not dbt.success:
-            summary.reasons.append("dbt build failed: " + (
-                "; ".join(f["unique_id"] + ": " + str(f["message"]) for f in dbt.failures[:5])
-                or dbt.log_tail[-2000:]))
+            from warehouse.dbt_words import explain_failures
+
+            words = explain_failures(dbt.failures, ws.work / vintage / "target", ws.candidate)
+            for failure, line in zip(dbt.failures, words):
+                failure["explanation"] = line
+            summary.reasons.append("dbt build failed: " + ("; ".join(words[:5]) or dbt.log_tail[-2000:]))
         # The raw suite runs even when dbt failed (the staging views exist): the report then
         # names the offending file, row and column, not only the failed dbt test.
         outcome = steps.validate(ws, vintage, dbt.success)

@@ -149,3 +149,24 @@ def test_a_runaway_query_is_stopped_by_its_limits(baseline, tmp_path):
               timeout=120)
     assert out.returncode == 2, out.stdout[-500:]
     assert "error:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_missing_value_dbt_refuses_is_explained_in_words(baseline, tmp_path):
+    """'—' (missing) in the latest year's GDP cannot be interpolated; the index needs it. The
+    refusal names the model, column, city and year and says what to do - not a dbt test id."""
+    from wap_fixtures import CsvFile
+
+    home = copy_home(baseline, tmp_path / "home")
+    deliveries = tmp_path / "deliveries"
+    name = "city_yearbook/中国城市统计年鉴_2023.csv"
+    (deliveries / "city_yearbook").mkdir(parents=True)
+    shutil.copy2(home.landing / name, deliveries / name)
+    f = CsvFile.open(deliveries, name)
+    gdp = next(h for h in f.rows[f.header_index] if h.startswith("地区生产总值"))
+    f.set("石家庄市", gdp, "—")
+    f.save()
+    out = cli(home, "validate", "--landing", str(deliveries))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "int_index_inputs.value must not be empty" in out.stdout
+    assert "city_code '130100', year 2023" in out.stdout and "extrapolation" in out.stdout
+    assert "test.cityres." not in out.stdout.split("report:")[0]  # the id stays in the report only

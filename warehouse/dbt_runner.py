@@ -57,7 +57,8 @@ def run_dbt(args: list[str], database: Path, work_dir: Path, vars_: dict | None 
         elapsed = results.get("elapsed_time", 0.0)
         for node in results.get("results", []):
             entry = {"unique_id": node["unique_id"], "status": node["status"],
-                     "message": node.get("message"), "failures": node.get("failures")}
+                     "message": node.get("message"), "failures": node.get("failures"),
+                     "compiled_code": node.get("compiled_code")}
             if node["status"] in ("error", "fail", "runtime error"):
                 failures.append(entry)
             elif node["status"] == "warn":
