@@ -170,3 +170,53 @@ def test_a_missing_value_dbt_refuses_is_explained_in_words(baseline, tmp_path):
     assert "int_index_inputs.value must not be empty" in out.stdout
     assert "city_code '130100', year 2023" in out.stdout and "extrapolation" in out.stdout
     assert "test.cityres." not in out.stdout.split("report:")[0]  # the id stays in the report only
+
+
+def test_a_variable_delivered_in_another_unit_is_refused_not_published(baseline, tmp_path):
+    """Broadband users ×10,000 in a re-delivered 2022 yearbook, header unchanged (户 counted as
+    万户): no plausible range catches it, but the unit-switch detector does, before any index
+    moves."""
+    from wap_fixtures import YEARBOOK_2022, CsvFile
+
+    from flows.refresh import PLAIN_STEPS, Workspace, run_pipeline
+    from warehouse.ingest import new_load_id
+
+    home = copy_home(baseline, tmp_path / "home")
+    f = CsvFile.open(home.landing, YEARBOOK_2022)
+    col = f.column("互联网宽带接入用户数(万户)")
+    from warehouse.cells import CellError, parse_number
+
+    for row in f.rows[f.header_index + 1:]:
+        try:
+            value = parse_number(row[col]) if len(row) > col else None
+        except CellError:
+            value = None
+        if value is not None:
+            row[col] = f"{value * 10_000:.2f}"
+    f.save()
+    before = published_data_digest(home.warehouse_db)
+    summary = run_pipeline(Workspace.for_refresh(home), new_load_id(), PLAIN_STEPS)
+    assert summary.status == "refused", summary.reasons
+    (switch,) = [c for c in summary.expectations_failed if c["check"] == "marts.unit_switch"]
+    assert switch["severity"] == "critical"
+    assert any(r["variable"] == "broadband_users" and r["year"] in (2022, 2023) for r in switch["example_rows"])
+    assert published_data_digest(home.warehouse_db) == before
+
+
+def test_a_damaged_archive_copy_is_repaired_not_trusted(tmp_path):
+    import hashlib
+
+    from warehouse.archive import archive_file
+
+    source = tmp_path / "landing" / "national" / "national_2015.csv"
+    source.parent.mkdir(parents=True)
+    source.write_bytes("指标,数值\n人均国内生产总值(元),49900\n".encode() * 2000)
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    target = tmp_path / "archive" / "national" / sha[:16] / "national_2015.csv"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(source.read_bytes()[:1000])  # what a copy killed half-way used to leave
+    stored = archive_file(source, "national", sha, tmp_path / "archive")
+    assert stored.repaired and stored.path == target
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == sha
+    again = archive_file(source, "national", sha, tmp_path / "archive")
+    assert not again.repaired and list(target.parent.iterdir()) == [target]
