@@ -90,3 +90,24 @@ def test_the_notebook_api_reads_in_the_same_sandbox(published_sample, expected):
     finally:
         con.close()
     assert not math.isnan(frame["res"].mean())
+
+
+def test_the_sql_shell_answers_and_refuses_like_query(published_sample, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"  # the shell keeps its history in the home: use a copy
+    from wap_fixtures import copy_home
+
+    copy_home(published_sample, home)
+    script = ("select count(*) as n\nfrom analysis_panel;\n"
+              f"copy (select 1) to '{home}/warehouse.duckdb';\n\\d\n\\q\n")
+    out = subprocess.run([sys.executable, "-m", "flows.cli", "sql", "--home", str(home)], input=script,
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "CITYRES_HOME": str(home)})
+    assert out.returncode == 0, out.stderr
+    assert "3444" in out.stdout
+    assert "error: COPY statements are not allowed" in out.stdout
+    assert "resilience_index" in out.stdout  # \d lists the relations
+    assert (home / ".sql_history").exists()
