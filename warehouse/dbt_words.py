@@ -64,9 +64,12 @@ def explain(failure: dict, manifest: dict, database: Path) -> str:
     model, relation = _model_of(manifest, node)
     if test is None or model is None:
         return f"dbt: {failure['unique_id']}: {failure.get('message')}"
+    columns = kwargs.get("columns") or kwargs.get("combination_of_columns")
     what = {"not_null": f"{model}.{column} must not be empty",
             "unique": f"{model}.{column} must be unique"}.get(test, f"{model}{'.' + column if column else ''}: "
                                                                    f"the check {test} failed")
+    if test == "unique_combination" and columns:
+        what = f"{model}: each ({', '.join(columns)}) must appear once"
     count = failure.get("failures")
     text = what + (f" - {count} row(s) do not" if count else "")
     if test == "not_null" and relation and column:
