@@ -11,38 +11,5 @@
 >>> res.tidy()
 """
 
-from .engine import (
-    INTERCEPT,
-    SSC,
-    DemeanNotConverged,
-    EventStudyResult,
-    FeolsResult,
-    Formula,
-    IFactor,
-    PlaceboResult,
-    RegressionTable,
-    WaldTest,
-    feols,
-    parse_formula,
-    regression_table,
-    run_event_study,
-    run_placebo,
-)
-
-__all__ = [
-    "INTERCEPT",
-    "SSC",
-    "DemeanNotConverged",
-    "EventStudyResult",
-    "FeolsResult",
-    "Formula",
-    "IFactor",
-    "PlaceboResult",
-    "RegressionTable",
-    "WaldTest",
-    "feols",
-    "parse_formula",
-    "regression_table",
-    "run_event_study",
-    "run_placebo",
-]
+from .engine import *  # noqa: F403 - the engine's public API is the package's
+from .engine import __all__  # noqa: F401

@@ -10,14 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def _home(home: str | Path | None):
+    from warehouse.paths import Home
+
+    return Home(Path(home).resolve()) if home else Home.from_env()
+
+
 def connect(home: str | Path | None = None):
     """A read-only, sandboxed DuckDB connection to the published warehouse of ``home``
     (default: $CITYRES_HOME or ./.cityres)."""
-    from warehouse.paths import Home
     from warehouse.sandbox import connect_sandboxed
     from warehouse.settings import load_query_settings
 
-    h = Home(Path(home).resolve()) if home else Home.from_env()
+    h = _home(home)
     if not h.warehouse_db.exists():
         raise FileNotFoundError(f"no published warehouse at {h.warehouse_db}; run `cityres refresh` first")
     return connect_sandboxed(h.warehouse_db, load_query_settings(h))
@@ -35,13 +40,8 @@ def read(relation: str, where: str | None = None, columns: list[str] | None = No
             raise KeyError(f"{relation!r} is not a published relation; published: {', '.join(names)}")
         cols = ", ".join('"' + c.replace('"', '""') + '"' for c in columns) if columns else "*"
         sql = f"select {cols} from {relation}" + (f" where {where}" if where else "")
-        return run_query(con, sql, _query_settings(home).timeout_seconds).df()
+        from warehouse.settings import load_query_settings
+
+        return run_query(con, sql, load_query_settings(_home(home)).timeout_seconds).df()
     finally:
         con.close()
-
-
-def _query_settings(home: str | Path | None):
-    from warehouse.paths import Home
-    from warehouse.settings import load_query_settings
-
-    return load_query_settings(Home(Path(home).resolve()) if home else Home.from_env())

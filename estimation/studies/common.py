@@ -73,6 +73,15 @@ def run_specs(con: duckdb.DuckDBPyConnection, specs: list[ModelSpec], relation=P
     return [feols(con, relation, spec.formula, vcov={"CRV1": cluster}) for spec in specs]
 
 
+def run_study_event_study(con: duckdb.DuckDBPyConnection, relation, outcome: str, controls, window: dict,
+                          **kw) -> EventStudyResult:
+    """A study's event study: its window (leads, lags, base) around adoption of ``did``, city and year FE."""
+    from estimation.engine.event_study import run_event_study
+
+    return run_event_study(con, relation, outcome, controls=controls,
+                           **{"unit": UNIT, "time": TIME, "treatment": TREATMENT, **window, **kw})
+
+
 def table3(specs: list[ModelSpec], results: list[FeolsResult], fmt: str = "markdown", adj_r2: bool = False,
            labels: Mapping[str, str] = TERM_LABELS) -> str:
     """Table 3 as in the studies: DID, controls, constant, FE rows, N, R2 (and adj. R2, NQP)."""

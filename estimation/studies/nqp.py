@@ -10,10 +10,9 @@ from __future__ import annotations
 import duckdb
 
 from estimation.engine.event_study import EventStudyResult
-from estimation.engine.event_study import run_event_study as _event_study
 from estimation.engine.result import FeolsResult
 
-from .common import PANEL, TIME, TREATMENT, UNIT, ModelSpec, run_specs, table3_specs
+from .common import PANEL, TREATMENT, ModelSpec, run_specs, run_study_event_study, table3_specs
 
 OUTCOME = "nqp"
 CONTROLS = ("ln_gdp_per_capita", "industrial_structure", "consumption_ratio", "loans_to_gdp", "gove")
@@ -33,5 +32,4 @@ def run_table3(con: duckdb.DuckDBPyConnection, relation=PANEL, outcome: str = OU
 def run_event_study(con: duckdb.DuckDBPyConnection, relation=PANEL, outcome: str = OUTCOME,
                     controls=CONTROLS, **kw) -> EventStudyResult:
     """pre_2 ... post_6 around adoption, base = the adoption year (k = 0), binned end points."""
-    return _event_study(con, relation, outcome, controls=controls,
-                        **{"unit": UNIT, "time": TIME, "treatment": TREATMENT, **EVENT_WINDOW, **kw})
+    return run_study_event_study(con, relation, outcome, controls, EVENT_WINDOW, **kw)

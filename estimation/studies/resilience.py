@@ -16,12 +16,11 @@ from __future__ import annotations
 import duckdb
 
 from estimation.engine.event_study import EventStudyResult
-from estimation.engine.event_study import run_event_study as _event_study
 from estimation.engine.placebo import PlaceboResult
 from estimation.engine.placebo import run_placebo as _placebo
 from estimation.engine.result import FeolsResult
 
-from .common import PANEL, TIME, TREATMENT, UNIT, ModelSpec, run_specs, table3_specs
+from .common import PANEL, TIME, TREATMENT, UNIT, ModelSpec, run_specs, run_study_event_study, table3_specs
 
 OUTCOME = "res"
 CONTROLS = ("eocden", "traff", "gove", "inv", "salary")
@@ -44,8 +43,7 @@ def run_table3(con: duckdb.DuckDBPyConnection, relation=PANEL, outcome: str = OU
 def run_event_study(con: duckdb.DuckDBPyConnection, relation=PANEL, outcome: str = OUTCOME,
                     controls=CONTROLS, **kw) -> EventStudyResult:
     """Leads and lags k = -4...7 around adoption, base k = -1, binned end points."""
-    return _event_study(con, relation, outcome, controls=controls,
-                        **{"unit": UNIT, "time": TIME, "treatment": TREATMENT, **EVENT_WINDOW, **kw})
+    return run_study_event_study(con, relation, outcome, controls, EVENT_WINDOW, **kw)
 
 
 def placebo_formula(outcome: str = OUTCOME, controls=CONTROLS) -> str:
