@@ -44,8 +44,8 @@ where {scope}
 order by file_name, source_row, source_col
 """
 
-# One row per city row of the files in force for the years the scope touches: a city delivered
-# twice for a year (in one file or in two) is a duplicate.
+# One row per city row of the files in force for the years the scope touches (a long table has
+# one row per city and indicator): every name must resolve.
 CITY_ROWS_SQL = """
 with scope_years as (select distinct year from {view} where {scope})
 select distinct file_name, source_row, year, city_name_text, city_code
@@ -54,16 +54,28 @@ where year in (select year from scope_years)
 order by file_name, source_row
 """
 
-# City rows of each file against the reference cities that exist in its year (historical
-# tables: today's cities).
+# One row per delivered value of the files in force for the years the scope touches: a city
+# delivered twice for a year (in one file or in two, in any layout) repeats its variables.
+CITY_VALUES_SQL = """
+with scope_years as (select distinct year from {view} where {scope})
+select file_name, source_row, source_col, year, city_name_text, city_code, variable
+from {view}
+where year in (select year from scope_years)
+order by city_code, year, variable, file_name, source_row  -- a duplicate's rows side by side in the examples
+"""
+
+# Cities of each file and year against the reference cities that exist in that year (historical
+# tables: today's cities); a sheet with several years is counted year by year, a long table by
+# its distinct cities.
 CITY_ROW_COUNTS_SQL = """
 with files as (
-    select f.file_name, f.load_id, max(c.year) as year,
-           count(distinct c.source_row) filter (where c.row_kind = 'city') as city_rows
+    select f.file_name, f.load_id, c.year,
+           count(distinct (c.city_key, c.province_text)) as city_rows
     from intermediate.int_current_files as f
     inner join raw.city_cells as c using (source, file_name, load_id)
     where f.source = $source and (cast($load_id as varchar) is null or f.load_id = $load_id)
-    group by f.file_name, f.load_id
+      and c.row_kind = 'city'
+    group by f.file_name, f.load_id, c.year
 )
 select file_name, year, city_rows,
        (select count(*) from reference.ref_cities as r
@@ -71,16 +83,16 @@ select file_name, year, city_rows,
                    else coalesce(r.became_prefecture_city_year, 0) <= files.year
                         and files.year <= coalesce(r.valid_to_year, 9999) end) as expected_rows
 from files
-order by file_name
+order by file_name, year
 """
 
 MAPPED_VARIABLES_SQL = """
 select distinct file_name, variable from {view} where {scope}
 """
 
-UNMAPPED_HEADERS_SQL = """
-select file_name, string_agg(distinct header_text, ' | ' order by header_text) as unmapped_headers
-from intermediate.int_unmapped_headers
+IGNORED_HEADERS_SQL = """
+select file_name, string_agg(distinct header_text, ' | ' order by header_text) as ignored_headers
+from intermediate.int_ignored_headers
 group by file_name
 """
 
@@ -141,11 +153,12 @@ def _band(source: str) -> tuple[float, float]:
 
 
 def required_frame(files: list[str], mapped: pd.DataFrame, source: str,
-                   unmapped: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per file and required variable (mode all) or per file (mode any): present?"""
+                   ignored: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per file and required variable (mode all) or per file (mode any): present?
+    The headers a mapping told ingest to ignore are shown beside (a likely cause)."""
     mode, variables = REQUIRED_VARIABLES[source]
     have = mapped.groupby("file_name")["variable"].agg(set).to_dict()
-    notes = {} if unmapped is None else dict(zip(unmapped["file_name"], unmapped["unmapped_headers"]))
+    notes = {} if ignored is None else dict(zip(ignored["file_name"], ignored["ignored_headers"]))
     records = []
     for file_name in files:
         found = have.get(file_name, set())
@@ -154,7 +167,7 @@ def required_frame(files: list[str], mapped: pd.DataFrame, source: str,
         else:
             records.append((file_name, " or ".join(variables), bool(found & set(variables))))
     frame = pd.DataFrame.from_records(records, columns=["file_name", "variable", "present"])
-    frame["unmapped_headers"] = [notes.get(f, "") for f in frame["file_name"]]
+    frame["ignored_headers"] = [notes.get(f, "") for f in frame["file_name"]]
     return frame
 
 
@@ -187,18 +200,19 @@ def city_source_batches(con: duckdb.DuckDBPyConnection, source: str, load_id: st
     scope = {"load_id": load_id}
     cells = _frame(con, CELLS_SQL.format(view=view, scope=IN_SCOPE), **scope)
     rows = _frame(con, CITY_ROWS_SQL.format(view=view, scope=IN_SCOPE), **scope)
+    city_values = _frame(con, CITY_VALUES_SQL.format(view=view, scope=IN_SCOPE), **scope)
     counts = _frame(con, CITY_ROW_COUNTS_SQL, source=source, **scope)
     counts["row_ratio"] = counts["city_rows"] / counts["expected_rows"].where(counts["expected_rows"] > 0)
     mapped = _frame(con, MAPPED_VARIABLES_SQL.format(view=view, scope=IN_SCOPE), **scope)
-    unmapped = _frame(con, UNMAPPED_HEADERS_SQL)
+    ignored = _frame(con, IGNORED_HEADERS_SQL)
     low, high = _band(source)
     cell_at = ("file_name", "source_row", "source_col", "city_name_text", "header_text", "value_text")
     return [
-        Batch("raw", f"{source}.files", required_frame(files, mapped, source, unmapped),
-              [_required_expect(source)], ("file_name", "variable", "unmapped_headers")),
+        Batch("raw", f"{source}.files", required_frame(files, mapped, source, ignored),
+              [_required_expect(source)], ("file_name", "variable", "ignored_headers")),
         Batch("raw", f"{source}.row_counts", counts, [
             Expect("ExpectColumnValuesToBeBetween", "raw.row_count_band", CRITICAL,
-                   f"{source}: city rows per file within the band of the reference cities of its year",
+                   f"{source}: city rows per file and year within the band of the reference cities of that year",
                    {"column": "row_ratio", "min_value": low, "max_value": high},
                    threshold=f"[{low:g}, {high:g}] × reference cities"),
         ], ("file_name", "year", "city_rows", "expected_rows")),
@@ -215,10 +229,12 @@ def city_source_batches(con: duckdb.DuckDBPyConnection, source: str, load_id: st
             Expect("ExpectColumnValuesToNotBeNull", "raw.city_names_resolve", CRITICAL,
                    f"{source}: every city name resolves to one city code for its year",
                    {"column": "city_code"}),
-            Expect("ExpectCompoundColumnsToBeUnique", "raw.unique_city_year", CRITICAL,
-                   f"{source}: one row per city and year across the files in force",
-                   {"column_list": ["city_code", "year"], "ignore_row_if": "any_value_is_missing"}),
         ], ("file_name", "source_row", "city_name_text")),
+        Batch("raw", f"{source}.values", city_values, [
+            Expect("ExpectCompoundColumnsToBeUnique", "raw.unique_city_year", CRITICAL,
+                   f"{source}: one value per city, year and variable across the files in force",
+                   {"column_list": ["city_code", "year", "variable"], "ignore_row_if": "any_value_is_missing"}),
+        ], ("file_name", "source_row", "source_col", "city_name_text")),
     ]
 
 

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from flows.cli_common import HomeOption, resolve_home
 from flows.estimate_cli import estimate_app
+from flows.landing_cli import landing_app, mappings_app
 from flows.query_cli import query, sql_shell
 from warehouse.paths import Home
 
@@ -116,7 +117,7 @@ def check_in_words(check: dict) -> str:
 def refresh(
     home: Optional[Path] = HomeOption,
     retry_failed: bool = typer.Option(False, "--retry-failed", help="load again files refused before, even "
-                                      "if unchanged (e.g. after adding a header mapping)"),
+                                      "if unchanged (a change of the file or of its mappings retries it anyway)"),
 ) -> None:
     """Load new landing files, rebuild, validate and publish (the Prefect refresh flow).
 
@@ -266,6 +267,8 @@ def _show_results(h: Home) -> None:
 app.command("query")(query)
 app.command("sql")(sql_shell)
 app.add_typer(estimate_app, name="estimate")
+app.add_typer(landing_app, name="landing")
+app.add_typer(mappings_app, name="mappings")
 from flows.report.command import report_command  # noqa: E402  (`cityres report`: the path of a report)
 app.command("report")(report_command)
 

@@ -30,6 +30,7 @@ class RefreshSummary:
     reasons: list[str] = field(default_factory=list)
     files_loaded: list[str] = field(default_factory=list)
     files_skipped: int = 0
+    files_withdrawn: list[str] = field(default_factory=list)
     files_failed: list[dict] = field(default_factory=list)
     dbt_failures: list[dict] = field(default_factory=list)
     dbt_warnings: list[dict] = field(default_factory=list)
@@ -69,6 +70,9 @@ class Workspace:
     candidate: Path
     archive: Path
     work: Path  # dbt target and logs
+    # A refresh withdraws the files in force that left the landing folder; a dry run of a
+    # delivery folder asks what adding its files would do, so it withdraws nothing.
+    withdraw_missing: bool = True
 
     @classmethod
     def for_refresh(cls, home: Home) -> "Workspace":
@@ -76,7 +80,8 @@ class Workspace:
 
     @classmethod
     def for_dry_run(cls, home: Home, landing: Path, scratch: Path) -> "Workspace":
-        return cls(home, landing, scratch / "candidate.duckdb", scratch / "archive", scratch / "dbt")
+        return cls(home, landing, scratch / "candidate.duckdb", scratch / "archive", scratch / "dbt",
+                   withdraw_missing=landing == home.landing)
 
 
 # ---------------------------------------------------------------- steps (plain functions)
@@ -95,12 +100,16 @@ def prepare(ws: Workspace) -> Path:
 
 
 def ingest(ws: Workspace, vintage: str, retry_failed: bool = False):
+    from warehouse.deliveries import DeliveryConfig
     from warehouse.ingest import ingest_landing
+    from warehouse.landing import CACHE_FILE
     from warehouse.publish import connect_for_write
 
+    config = DeliveryConfig.for_home(ws.home)
     with connect_for_write(ws.candidate) as con:
         return ingest_landing(con, ws.landing, ws.archive, load_id=vintage, retry_failed=retry_failed,
-                              home_root=ws.archive.parent)
+                              home_root=ws.archive.parent, config=config, withdraw_missing=ws.withdraw_missing,
+                              cache_path=ws.home.root / CACHE_FILE if ws.landing == ws.home.landing else None)
 
 
 def dbt_build(ws: Workspace, vintage: str):
@@ -284,7 +293,9 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
     if loaded.failed:
         summary.reasons.append(f"{len(loaded.failed)} file(s) could not be loaded")
     estimation, index_db = None, None
-    if not loaded.loaded and (loaded.failed or ws.home.warehouse_db.exists()):
+    if loaded.withdrawn:
+        summary.files_withdrawn = [f.file_name for f in loaded.withdrawn]
+    if not loaded.loaded and not loaded.withdrawn and (loaded.failed or ws.home.warehouse_db.exists()):
         if loaded.failed:
             summary.facts = steps.load_facts(ws, vintage, False)
         else:

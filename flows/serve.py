@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from flows.watch import LandingWatcher
-from warehouse.landing import CACHE_FILE, loaded_hashes
+from warehouse.deliveries import in_force_hashes
+from warehouse.landing import CACHE_FILE
 from warehouse.paths import Home
 from warehouse.settings import ServeSettings
 
@@ -84,16 +85,21 @@ def watch_landing(home: Home, settings: ServeSettings, flow_name: str, stop: thr
     refused: set[frozenset[str]] = set()
     while not stop.wait(settings.poll_seconds):
         try:
-            pending = watcher.pending(loaded_hashes(home.warehouse_db))
-            if not pending:
+            current = in_force_hashes(home.warehouse_db)
+            pending = watcher.pending(current)
+            withdrawn = watcher.withdrawn(current)
+            if not pending and not withdrawn:
                 continue
-            fingerprint = watcher.fingerprint(pending)
+            fingerprint = watcher.fingerprint(pending, withdrawn)
             if fingerprint in refused:
                 continue  # the same delivery was refused before: wait until it changes
-            log.info("%d new landing file(s) settled; starting a refresh", len(pending))
+            log.info("%d new landing file(s) settled, %d withdrawn; starting a refresh", len(pending), len(withdrawn))
             run = run_deployment(f"{flow_name}/{DEPLOYMENT}", parameters={"home_dir": str(home.root)},
                                  timeout=None, poll_interval=2, as_subflow=False)
-            if run.state is None or not run.state.is_completed() or set(fingerprint) - loaded_hashes(home.warehouse_db):
+            after = in_force_hashes(home.warehouse_db)
+            applied = all(after.get(path) == sha if sha != "withdrawn" else path not in after
+                          for path, sha in fingerprint)
+            if run.state is None or not run.state.is_completed() or not applied:
                 refused.add(fingerprint)
         except Exception:  # the watcher must outlive one failed refresh
             log.exception("landing watcher: refresh attempt failed")

@@ -209,10 +209,14 @@ def test_shifted_event_times_are_counted_exactly(baseline, tmp_path):
 
 def test_an_unresolvable_name_that_slipped_past_ingest_is_caught_by_the_raw_suite(baseline, tmp_path):
     def tamper(con, vintage):  # rows an older ingest let through: the GX raw suite is the second line
-        con.execute("insert into raw.load_manifest values (?, 'city_yearbook', ?, ?, 10, 'utf-8', 2022, 1, "
-                    "'loaded', null, '', now())", [vintage, TAMPERED_FILE, "0" * 64])
-        con.execute("insert into raw.city_cells values (?, 'city_yearbook', ?, 2022, 5, 2, 'city', "
-                    "'乌托邦市', '乌托邦市', null, '年末户籍人口(万人)', '12.5')", [vintage, TAMPERED_FILE])
+        con.execute("insert into raw.load_manifest by name select ? as load_id, 'city_yearbook' as source, "
+                    "? as file_name, ? as sha256, 10 as bytes, 'utf-8' as encoding, 2022 as year, 1 as rows, "
+                    "'loaded' as status, '' as archived_path, now() as loaded_at", [vintage, TAMPERED_FILE, "0" * 64])
+        con.execute("insert into raw.city_cells by name select ? as load_id, 'city_yearbook' as source, "
+                    "? as file_name, 2022 as year, 5 as source_row, 2 as source_col, 'city' as row_kind, "
+                    "'乌托邦市' as city_name_text, '乌托邦市' as city_key, '年末户籍人口(万人)' as header_text, "
+                    "'12.5' as value_text, 'pop_total' as variable, 'value' as column_kind",
+                    [vintage, TAMPERED_FILE])
 
     summary, report = refresh_tampered(baseline, tmp_path, tamper)
     check = failures(summary)[("raw.city_names_resolve", "city_yearbook.rows")]

@@ -19,9 +19,9 @@ def write_csv(path: Path, rows: list[list[str]], encoding: str = "utf-8") -> Pat
     return path
 
 
-def yearbook_rows(city_rows: list[list[str]]) -> list[list[str]]:
+def yearbook_rows(city_rows: list[list[str]], year: int = 2015) -> list[list[str]]:
     return [
-        ["2015年 地级及以上城市主要统计指标", "", ""],
+        [f"{year}年 地级及以上城市主要统计指标", "", ""],
         ["", "", ""],
         HEADER,
         ["河北省", "300000", "7000"],
@@ -90,8 +90,8 @@ def test_unresolvable_city_fails_the_load_naming_file_row_and_name(home):
 def test_city_that_does_not_exist_that_year_is_an_error(home):
     landing, archive, con = home
     # Haidong became a prefecture-level city in 2013; Laiwu merged into Jinan after 2018.
-    write_csv(landing / "city_yearbook" / "yb_2012.csv", yearbook_rows([["海东市", "1", "2"]]))
-    write_csv(landing / "city_yearbook" / "yb_2019.csv", yearbook_rows([["莱芜市", "1", "2"]]))
+    write_csv(landing / "city_yearbook" / "yb_2012.csv", yearbook_rows([["海东市", "1", "2"]], 2012))
+    write_csv(landing / "city_yearbook" / "yb_2019.csv", yearbook_rows([["莱芜市", "1", "2"]], 2019))
     errors = sorted(f.error for f in ingest_landing(con, landing, archive).failed)
     assert "海东市" in errors[0] and "2013" in errors[0]
     assert "莱芜市" in errors[1] and "济南市" in errors[1]

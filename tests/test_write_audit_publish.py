@@ -82,13 +82,31 @@ def rename_gdp_header(landing: Path) -> None:
     f.save()
 
 
-def test_a_missing_required_column_is_refused(baseline, tmp_path):
+def test_a_renamed_header_is_refused_at_ingest_with_the_closest_known_header(baseline, tmp_path):
     home, result, report = refresh_copy(baseline, tmp_path, rename_gdp_header)
+    assert result["status"] == "refused"
+    (failure,) = result["files_failed"]
+    assert failure["error"].startswith(YEARBOOK_2022)
+    assert "column 5: header '地区总产值(万元)' is not mapped for city_yearbook" in failure["error"]
+    assert "the closest known header is '地区生产总值'" in failure["error"]
+    assert "地区总产值" in report
+
+
+def test_a_required_column_mapped_to_ignore_is_refused(baseline, tmp_path):
+    """Ignoring a header is explicit (mappings/headers.csv) - and a required variable then
+    missing is still refused by the raw suite, which names the ignored header."""
+    def corrupt(landing):
+        rename_gdp_header(landing)
+        (landing.parent / "mappings").mkdir()
+        (landing.parent / "mappings" / "headers.csv").write_text("header,variable\n地区总产值,ignore\n",
+                                                                  encoding="utf-8")
+
+    home, result, report = refresh_copy(baseline, tmp_path, corrupt)
     assert result["status"] == "refused"
     assert set(failed(result)) == {"raw.required_columns"}
     (example,) = failed(result)["raw.required_columns"]["example_rows"]
     assert example == {"present": False, "file_name": YEARBOOK_2022, "variable": "gdp",
-                       "unmapped_headers": "地区总产值(万元)"}
+                       "ignored_headers": "地区总产值(万元)"}
     assert_reported(home, result, report, "raw.required_columns", YEARBOOK_2022, "地区总产值(万元)")
 
 
@@ -117,7 +135,7 @@ def test_a_cell_that_is_not_a_number_is_refused_at_ingest_naming_file_row_and_co
     assert again["status"] == "unchanged"
 
 
-def test_an_unknown_unit_is_refused(baseline, tmp_path):
+def test_an_unknown_unit_is_refused_at_ingest_saying_how_to_convert_it(baseline, tmp_path):
     def corrupt(landing):
         f = CsvFile.open(landing, YEARBOOK_2022)
         f.rows[f.header_index][f.column(GDP)] = "地区生产总值(千元)"
@@ -125,19 +143,10 @@ def test_an_unknown_unit_is_refused(baseline, tmp_path):
 
     home, result, report = refresh_copy(baseline, tmp_path, corrupt)
     assert result["status"] == "refused"
-    assert set(failed(result)) == {"raw.units_known"}
-    f = CsvFile.open(home.landing, YEARBOOK_2022)
-    column = f.column("地区生产总值(千元)")
-    with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
-        cities = {r[0] for r in con.execute(
-            "select distinct city_name_text from raw.city_cells where file_name = ? and row_kind = 'city'",
-            [YEARBOOK_2022]).fetchall()}
-    numeric_cells = sum(1 for row in f.rows[f.header_index + 1:]
-                        if row and row[0] in cities and row[column].replace(".", "").isdigit())
-    check = failed(result)["raw.units_known"]
-    assert check["unexpected_count"] == numeric_cells > 250
-    assert {r["header_text"] for r in check["example_rows"]} == {"地区生产总值(千元)"}
-    assert_reported(home, result, report, "raw.units_known", "地区生产总值(千元)")
+    (failure,) = result["files_failed"]
+    assert ("header '地区生产总值(千元)' is gdp (yearbook_headers.csv line 5) but its unit '千元' does not convert "
+            "to 万元; add a line '千元,万元,<factor>' to mappings/units.csv") in failure["error"]
+    assert "地区生产总值(千元)" in report
 
 
 def test_a_value_outside_its_plausible_range_is_refused(baseline, tmp_path):

@@ -1,9 +1,10 @@
 """Landing → raw: hash, archive untouched, parse to text rows, record in raw.load_manifest.
 
-Each file of `landing/<source>/` is one load unit. A file whose sha256 was already loaded is a
-no-op. A file that cannot be parsed, or names a city that cannot be resolved, is recorded as
-`failed` with an error naming file, row and column; its rows never reach raw, and the refresh
-refuses to publish (see flows/refresh.py).
+Each file of `landing/<source>/` is one load unit; which files are loaded, skipped or withdrawn
+is decided by warehouse/deliveries.py. A file that cannot be parsed, has a header nobody mapped,
+or names a city that cannot be resolved, is recorded as `failed` with an error naming file, row
+and column; its rows never reach raw, and the refresh refuses to publish (flows/refresh.py).
+The layouts of city tables are read by warehouse/layouts.py.
 """
 from __future__ import annotations
 
@@ -18,18 +19,15 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from warehouse.archive import ArchiveMismatch, archive_file
-from warehouse.cells import EXPECTED, CellError, parse_number
+from warehouse.deliveries import WITHDRAWAL, DeliveryConfig, ManifestRow, plan_landing
 from warehouse.faults import crash_point
-from warehouse.landing import landing_delta, landing_rejects, manifest_hashes
-from warehouse.names import CityResolver, city_key, default_resolver
+from warehouse.landing import landing_rejects, manifest_hashes
+from warehouse.layouts import LayoutError, check_numbers, is_footnote, parse_city_table
+from warehouse.names import CityResolver, city_key, resolver_with
 from warehouse.readers import UnreadableFile, decode, read_rows
 
 SOURCES = ("city_yearbook", "national", "patents", "enterprises", "historical")
-CITY_COLUMN_NAMES = {"城市", "城市名称", "地区", "city", "cityname", "city_name"}
-PROVINCE_COLUMN_NAMES = {"省份", "省", "province"}
-YEAR_COLUMN_NAMES = {"年份", "year"}
-FOOTNOTE_PREFIXES = ("注", "资料来源", "说明", "备注", "note", "source")
-YEAR_IN_NAME = re.compile(r"(19|20)\d{2}")
+YEAR_IN_NAME = re.compile(r"(?<!\d)(19|20)\d{2}(?!\d)")
 
 RAW_DDL = """
 create schema if not exists raw;
@@ -38,12 +36,19 @@ create table if not exists raw.load_manifest (
     sha256 varchar not null, bytes bigint, encoding varchar, year integer, rows bigint,
     status varchar not null, error varchar, archived_path varchar, loaded_at timestamp not null
 );
+alter table raw.load_manifest add column if not exists config_fingerprint varchar;
+alter table raw.load_manifest add column if not exists years integer[];
+alter table raw.load_manifest add column if not exists note varchar;
 create table if not exists raw.city_cells (
     load_id varchar not null, source varchar not null, file_name varchar not null,
     year integer, source_row integer not null, source_col integer not null,
     row_kind varchar not null, city_name_text varchar, city_key varchar, province_text varchar,
     header_text varchar not null, value_text varchar
 );
+alter table raw.city_cells add column if not exists scope varchar;
+alter table raw.city_cells add column if not exists variable varchar;
+alter table raw.city_cells add column if not exists unit varchar;
+alter table raw.city_cells add column if not exists column_kind varchar;
 create table if not exists raw.national_values (
     load_id varchar not null, file_name varchar not null, year integer not null,
     source_row integer not null, indicator_text varchar not null, value_text varchar
@@ -53,10 +58,20 @@ create table if not exists raw.enterprise_registrations (
     source_row integer not null, firm_id varchar, city_name_text varchar, city_key varchar,
     registration_date_text varchar, industry_code_text varchar, registered_capital_text varchar
 );
+create or replace table raw.mapping_headers (
+    source varchar, header_base varchar, variable varchar, unit varchar, origin varchar
+);
+create or replace table raw.mapping_units (
+    unit varchar, canonical_unit varchar, factor double, origin varchar
+);
+create or replace table raw.mapping_cities (
+    alias_name varchar, city_code varchar, valid_from_year integer, valid_to_year integer,
+    excluded boolean, origin varchar
+);
 """
 
 
-class LoadError(ValueError):
+class LoadError(LayoutError):
     """A delivered file that cannot be loaded: the message names file, row and column."""
 
 
@@ -65,11 +80,17 @@ class FileLoad:
     source: str
     file_name: str
     sha256: str
-    status: str  # loaded | failed | skipped (already loaded: not recorded again)
+    status: str  # loaded | failed | skipped (in force unchanged: not recorded again) | withdrawn
     rows: int = 0
     year: int | None = None
     error: str | None = None
     note: str | None = None  # something repaired or worth knowing, for the report
+    years: list[int] = field(default_factory=list)
+    why: str | None = None  # new | changed | re-read | withdrawn
+    fingerprint: str | None = None
+
+    def add_note(self, note: str) -> None:
+        self.note = f"{self.note}; {note}" if self.note else note
 
 
 @dataclass
@@ -89,6 +110,10 @@ class IngestSummary:
     def skipped(self) -> list[FileLoad]:
         return [f for f in self.files if f.status == "skipped"]
 
+    @property
+    def withdrawn(self) -> list[FileLoad]:
+        return [f for f in self.files if f.status == "withdrawn"]
+
 
 def new_load_id(now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
@@ -100,89 +125,6 @@ def year_from_name(name: str) -> int | None:
     return int(match.group(0)) if match else None
 
 
-# ---------------------------------------------------------------- city tables (wide, one row per city)
-
-def _find_header(rows: list[list[str]], file_name: str) -> int:
-    for i, row in enumerate(rows):
-        if any(city_key(c) in CITY_COLUMN_NAMES for c in row):
-            return i
-    raise LoadError(f"{file_name}: no header row with a city column (one of {sorted(CITY_COLUMN_NAMES)})")
-
-
-def parse_city_table(rows: list[list[str]], file_name: str, source: str, year: int | None,
-                     resolver: CityResolver) -> pd.DataFrame:
-    """Long text cells of a table with one row per city; every row kind is kept and flagged."""
-    header_idx = _find_header(rows, file_name)
-    header = rows[header_idx]
-    keys = [city_key(h) for h in header]
-    city_col = next(i for i, k in enumerate(keys) if k in CITY_COLUMN_NAMES)
-    province_col = next((i for i, k in enumerate(keys) if k in PROVINCE_COLUMN_NAMES), None)
-    year_col = next((i for i, k in enumerate(keys) if k in YEAR_COLUMN_NAMES), None)
-    if year is None and year_col is None:
-        raise LoadError(f"{file_name}: no year - neither a year column ({' / '.join(sorted(YEAR_COLUMN_NAMES))}) "
-                        "nor a year (19xx/20xx) in the file name")
-    value_cols = [i for i, h in enumerate(header) if h and i not in (city_col, province_col, year_col)]
-    # Historical tables (1984 telephones, 2014 population) are keyed by today's cities.
-    resolve_year_default = None if source == "historical" else year
-
-    records = []
-    for r in range(header_idx + 1, len(rows)):
-        row = rows[r] + [""] * (len(header) - len(rows[r]))
-        line = r + 1  # 1-based, as a spreadsheet shows it
-        name = row[city_col]
-        first = next((c for c in row if c), "")
-        if not first:
-            continue
-        province = row[province_col] if province_col is not None else None
-        row_year = year
-        if year_col is not None:
-            try:
-                row_year = int(float(row[year_col]))
-            except ValueError:
-                raise LoadError(f"{file_name} row {line}, column '{header[year_col]}': "
-                                f"year '{row[year_col]}' is not a number") from None
-        if city_key(first).startswith(FOOTNOTE_PREFIXES) and not name:
-            kind = "footnote"
-        elif city_key(name).startswith(FOOTNOTE_PREFIXES):
-            kind = "footnote"
-        elif resolver.is_province_row(name):
-            kind = "subtotal"
-        else:
-            resolve_year = row_year if year_col is not None else resolve_year_default
-            result = resolver.resolve(name, resolve_year, province)
-            if result.error:
-                raise LoadError(f"{file_name} row {line}, column '{header[city_col]}': {result.error}")
-            kind = "excluded" if result.excluded else "city"
-        if kind == "footnote":
-            records.append((row_year, line, city_col + 1, kind, first, "", province, header[city_col], first))
-            continue
-        for c in value_cols:
-            records.append((row_year, line, c + 1, kind, name, city_key(name), province, header[c], row[c]))
-    _check_numbers([(line, col, header, value) for (_, line, col, kind, _, _, _, header, value) in records
-                    if kind == "city"], file_name)
-    frame = pd.DataFrame.from_records(
-        records,
-        columns=["year", "source_row", "source_col", "row_kind", "city_name_text", "city_key",
-                 "province_text", "header_text", "value_text"],
-    )
-    if frame.empty:
-        raise LoadError(f"{file_name}: no data rows below the header (row {header_idx + 1})")
-    return frame
-
-
-def _check_numbers(cells, file_name: str, shown: int = 5) -> None:
-    """Refuse a file with cells that are neither numbers nor missing markers (warehouse/cells.py)."""
-    bad = []
-    for line, col, header, value in cells:
-        try:
-            parse_number(value)
-        except CellError:
-            bad.append(f"row {line}, column {col} ({header}): {value!r}")
-    if bad:
-        more = f" and {len(bad) - shown} more" if len(bad) > shown else ""
-        raise LoadError(f"{file_name}: {len(bad)} cell(s) are not {EXPECTED}: " + "; ".join(bad[:shown]) + more)
-
-
 # ---------------------------------------------------------------- national (indicator, value)
 
 def parse_national(rows: list[list[str]], file_name: str, year: int | None) -> pd.DataFrame:
@@ -192,12 +134,12 @@ def parse_national(rows: list[list[str]], file_name: str, year: int | None) -> p
     for r, row in enumerate(rows):
         if len(row) < 2 or not row[0] or city_key(row[0]) in {"指标", "indicator"}:
             continue
-        if city_key(row[0]).startswith(FOOTNOTE_PREFIXES):
+        if is_footnote(row[0]):
             continue
         records.append((year, r + 1, row[0], row[1]))
     if not records:
         raise LoadError(f"{file_name}: no indicator rows")
-    _check_numbers([(line, 2, indicator, value) for _, line, indicator, value in records], file_name)
+    check_numbers([(line, 2, indicator, value) for _, line, indicator, value in records], file_name)
     return pd.DataFrame.from_records(records, columns=["year", "source_row", "indicator_text", "value_text"])
 
 
@@ -269,46 +211,76 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame, load_id: str, fil
 
 def ingest_landing(con: duckdb.DuckDBPyConnection, landing: Path, archive_dir: Path,
                    load_id: str | None = None, resolver: CityResolver | None = None,
-                   retry_failed: bool = False, home_root: Path | None = None) -> IngestSummary:
-    """Load every new landing file into raw.*; record each attempt in raw.load_manifest.
+                   retry_failed: bool = False, home_root: Path | None = None,
+                   config: DeliveryConfig | None = None, cache_path: Path | None = None,
+                   withdraw_missing: bool = True) -> IngestSummary:
+    """Bring raw.* in line with the landing folder; record each decision in raw.load_manifest.
 
-    New means: content not loaded before and, unless ``retry_failed``, not refused for a fault
-    of its own before (an unchanged refused file is not re-read until it changes). Each file is
-    archived first (crash-safe, verified) and parsed from its archived copy, so the rows loaded
-    are exactly the bytes kept. Entries that are not regular files are refused, never read.
-    ``archived_path`` is stored relative to ``home_root`` (default: the archive's parent).
+    Loaded: every file whose content or reading configuration differs from its load in force
+    (warehouse/deliveries.py), unless this content was refused under this configuration before
+    (``retry_failed`` tries it again). Withdrawn: every file in force that left the landing
+    folder. Each file is archived first (crash-safe, verified) and parsed from its archived copy,
+    so the rows loaded are exactly the bytes kept. Entries that are not regular files are
+    refused, never read. ``archived_path`` is stored relative to ``home_root`` (default: the
+    archive's parent). ``config``: the user's mappings and delivery profiles (default: shipped).
+    ``withdraw_missing=False`` (a dry run of a delivery folder): files absent from ``landing``
+    stay in force.
     """
     con.execute(RAW_DDL)
-    resolver = resolver or default_resolver()
+    config = config or DeliveryConfig.shipped()
+    resolver = resolver or resolver_with(config.mappings.user_cities)
+    _store_mappings(con, config)
     summary = IngestSummary(load_id or new_load_id())
     home_root = home_root or archive_dir.parent
-    known = manifest_hashes(con) | (set() if retry_failed else manifest_hashes(con, "failed"))
-    delta = landing_delta(landing, known)
-    for item in delta.loaded:
+    plan = plan_landing(con, landing, config, retry_failed, cache_path)
+    for item in plan.skip:
         summary.files.append(FileLoad(item.source, item.path.relative_to(landing).as_posix(), item.sha256, "skipped"))
+    known = manifest_hashes(con) | manifest_hashes(con, "failed")
     for rejected in landing_rejects(landing):
         file_name = rejected.path.relative_to(landing).as_posix()
-        if rejected.fingerprint in known:
+        if rejected.fingerprint in known and not retry_failed:
             summary.files.append(FileLoad(rejected.source, file_name, rejected.fingerprint, "skipped"))
             continue
         record = FileLoad(rejected.source, file_name, rejected.fingerprint, "failed",
                           error=f"{file_name}: {rejected.reason}")
         _record(con, summary.load_id, record, None, None, None)
         summary.files.append(record)
-    loaded: set[str] = set()
-    for item in delta.new:
+    for row in plan.withdraw if withdraw_missing else []:
+        record = _withdrawal(row)
+        _record(con, summary.load_id, record, None, None, None)
+        summary.files.append(record)
+    for item, why in plan.load:
         file_name = item.path.relative_to(landing).as_posix()
-        if item.sha256 in loaded:  # the same content delivered twice in one landing: load it once
-            summary.files.append(FileLoad(item.source, file_name, item.sha256, "skipped"))
-            continue
-        record, archived, encoding = _load_file(con, item, file_name, archive_dir, summary.load_id, resolver)
+        record, archived, encoding = _load_file(con, item, file_name, archive_dir, summary.load_id, resolver, config)
+        record.why = why
+        if why == "re-read" and record.status == "loaded":
+            record.add_note(f"{file_name}: re-read from its archived copy under the changed mappings or "
+                            "delivery profile")
         crash_point("ingest")
         _record(con, summary.load_id, record, item.path.stat().st_size, encoding,
                 _relative(archived, home_root) if archived else None)
-        if record.status == "loaded":
-            loaded.add(item.sha256)
         summary.files.append(record)
     return summary
+
+
+def _withdrawal(row: ManifestRow) -> FileLoad:
+    return FileLoad(row.source, row.file_name, row.sha256, "withdrawn", why="withdrawn", fingerprint=WITHDRAWAL,
+                    note=f"{row.file_name}: withdrawn (no longer in the landing folder); its rows of load "
+                         f"{row.load_id} are out of force from this vintage on")
+
+
+def _store_mappings(con: duckdb.DuckDBPyConnection, config: DeliveryConfig) -> None:
+    """The user's mappings of this refresh, for dbt (merged over the seeds in staging)."""
+    m = config.mappings
+    if m.user_headers:
+        con.executemany("insert into raw.mapping_headers values (?, ?, ?, ?, ?)",
+                        [[h.source, h.base, h.variable, h.unit, h.origin] for h in m.user_headers])
+    if m.user_units:
+        con.executemany("insert into raw.mapping_units values (?, ?, ?, ?)", [list(u) for u in m.user_units])
+    if m.user_cities:
+        con.executemany("insert into raw.mapping_cities values (?, ?, ?, ?, ?, ?)",
+                        [[c["name"], c["city_code"], c["valid_from_year"], c["valid_to_year"], c["excluded"],
+                          c["origin"]] for c in m.user_cities])
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -321,17 +293,29 @@ def _relative(path: Path, root: Path) -> str:
 def _record(con, load_id: str, record: FileLoad, size: int | None, encoding: str | None,
             archived: str | None) -> None:
     con.execute(
-        "insert into raw.load_manifest values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert into raw.load_manifest by name select ? as load_id, ? as source, ? as file_name, "
+        "? as sha256, ? as bytes, ? as encoding, ? as year, ? as rows, ? as status, ? as error, "
+        "? as archived_path, ? as loaded_at, ? as config_fingerprint, ? as years, ? as note",
         [load_id, record.source, record.file_name, record.sha256, size, encoding, record.year,
-         record.rows, record.status, record.error, archived, datetime.now(timezone.utc)],
+         record.rows, record.status, record.error, archived, datetime.now(timezone.utc),
+         record.fingerprint, record.years or None, record.note],
     )
 
 
-def _load_file(con, item, file_name: str, archive_dir: Path, load_id: str, resolver: CityResolver):
+def year_of(file_name: str) -> int | None:
+    """The year in a landing path's file name (not its folders): the first 19xx/20xx."""
+    return year_from_name(Path(file_name).name)
+
+
+def _load_file(con, item, file_name: str, archive_dir: Path, load_id: str, resolver: CityResolver,
+               config: DeliveryConfig):
     """Archive one delivered file, parse its archived copy and insert its rows in one transaction."""
     source = item.source
-    year = year_from_name(item.path.name)
-    record = FileLoad(source, file_name, item.sha256, "loaded", year=year)
+    profile = config.profile(file_name)
+    name_year = year_of(file_name)
+    year = name_year + profile.year_offset if name_year is not None else None
+    record = FileLoad(source, file_name, item.sha256, "loaded", year=year,
+                      fingerprint=config.fingerprint(source, file_name))
     encoding, archived = None, None
     try:
         if source not in SOURCES:
@@ -339,27 +323,41 @@ def _load_file(con, item, file_name: str, archive_dir: Path, load_id: str, resol
         stored = archive_file(item.path, source, item.sha256, archive_dir)
         archived = stored.path
         if stored.repaired:
-            record.note = f"{file_name}: its archived copy was damaged and has been replaced from the delivery"
+            record.add_note(f"{file_name}: its archived copy was damaged and has been replaced from the delivery")
         con.execute("begin transaction")
         if source == "enterprises":
             table = parse_enterprises(archived, file_name, year, resolver)
             _insert(con, "enterprise_registrations", table, load_id, file_name)
-            record.rows = table.num_rows
+            record.rows, record.years = table.num_rows, [year]
         else:
             rows, encoding = read_rows(archived, file_name)
             if source == "national":
                 frame = parse_national(rows, file_name, year)
+                record.years = [year]
                 _insert(con, "national_values", frame, load_id, file_name)
             else:
-                frame = parse_city_table(rows, file_name, source, year, resolver)
+                parsed = parse_city_table(rows, file_name, source, name_year, profile, config.mappings, resolver)
+                frame = parsed.frame
+                record.years = parsed.years
+                record.year = parsed.years[0] if len(parsed.years) == 1 else None
+                if parsed.year_from != "file name" and year is not None and parsed.years != [year]:
+                    record.add_note(f"{file_name}: data year{'s' if len(parsed.years) > 1 else ''} "
+                                    f"{_span(parsed.years)} taken from the {parsed.year_from}, not {year} "
+                                    "from the file name")
                 _insert(con, "city_cells", frame, load_id, file_name, source=source)
             record.rows = int(frame["source_row"].nunique())
         con.execute("commit")
-    except (LoadError, UnreadableFile, ArchiveMismatch, pa.ArrowInvalid) as exc:
+    except (LayoutError, UnreadableFile, ArchiveMismatch, pa.ArrowInvalid) as exc:
         try:
             con.execute("rollback")
         except duckdb.Error:
             pass  # the error came before the transaction began
         message = str(exc) if not isinstance(exc, pa.ArrowInvalid) else f"{file_name}: not readable as CSV ({exc})"
-        record.status, record.error, record.rows = "failed", message, 0
+        record.status, record.error, record.rows, record.years = "failed", message, 0, []
     return record, archived, encoding
+
+
+def _span(years: list[int]) -> str:
+    if len(years) > 2 and years == list(range(years[0], years[-1] + 1)):
+        return f"{years[0]}–{years[-1]}"
+    return ", ".join(str(y) for y in years)

@@ -1,10 +1,10 @@
-"""The landing folder: which files are delivered, their content hashes, and which are new.
+"""The landing folder: which files are delivered and their content hashes.
 
-One place answers "what is new in landing" for the refresh's no-op check, the ingest step
-and the watcher of `cityres serve`: :func:`landing_delta` splits the delivered files into
-those whose content is not loaded yet and those already loaded. Content hashes are cached in
-$CITYRES_HOME/landing_hashes.json keyed on (path, size, modification time), so a refresh with
-nothing new does not re-read gigabytes of deliveries.
+What the next refresh does with each file (load, skip, withdraw) is decided from these by
+warehouse/deliveries.py, for the refresh's no-op check, the ingest step and the watcher of
+`cityres serve` alike. Content hashes are cached in $CITYRES_HOME/landing_hashes.json keyed on
+(path, size, modification time), so a refresh with nothing new does not re-read gigabytes of
+deliveries.
 """
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ import hashlib
 import json
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from warehouse.connections import connect_read_only
 
 CACHE_FILE = "landing_hashes.json"
 
@@ -27,12 +26,6 @@ class Delivered:
     source: str  # the landing sub-folder (city_yearbook, national, ...)
     path: Path
     sha256: str
-
-
-@dataclass
-class LandingDelta:
-    new: list[Delivered] = field(default_factory=list)  # content not loaded yet
-    loaded: list[Delivered] = field(default_factory=list)  # content already loaded
 
 
 def sha256_of(path: Path) -> str:
@@ -97,14 +90,6 @@ def landing_rejects(landing: Path) -> list[Rejected]:
     return sorted(out, key=lambda r: r.path)
 
 
-def loaded_hashes(warehouse_db: Path, *statuses: str) -> set[str]:
-    """Content hashes with one of ``statuses`` (default: loaded) in a warehouse file's manifest."""
-    if not warehouse_db.exists():
-        return set()
-    with connect_read_only(warehouse_db) as con:
-        return manifest_hashes(con, *statuses)
-
-
 def manifest_hashes(con: duckdb.DuckDBPyConnection, *statuses: str) -> set[str]:
     """Content hashes of the files with one of ``statuses`` (default: loaded) in the manifest."""
     statuses = statuses or ("loaded",)
@@ -142,11 +127,3 @@ def landing_hashes(landing: Path, cache_path: Path | None = None) -> list[Delive
         tmp.write_text(json.dumps(fresh, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, cache_path)
     return out
-
-
-def landing_delta(landing: Path, loaded: set[str], cache_path: Path | None = None) -> LandingDelta:
-    """The delivered files split into new content and content already among ``loaded``."""
-    delta = LandingDelta()
-    for item in landing_hashes(landing, cache_path):
-        (delta.loaded if item.sha256 in loaded else delta.new).append(item)
-    return delta

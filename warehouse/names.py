@@ -43,6 +43,7 @@ NON_IDENTITY_TYPES = frozenset(_RULES["non_identity_change_type"])
 EXCLUDED_TYPES = frozenset(_RULES["excluded_change_type"])
 
 _PROVINCE_SUFFIXES = _RULES["province_suffix"]
+USER_ALIAS, USER_EXCLUDED = "user_alias", "user_excluded"  # change types of the user's aliases
 SUBTOTAL_MARKERS = _RULES["subtotal_marker"]
 
 
@@ -112,9 +113,10 @@ def province_keys(province_zh: str, province_en: str) -> set[str]:
 
 
 class CityResolver:
-    """Resolves (name, year, optional province) to a city code using the reference seeds."""
+    """Resolves (name, year, optional province) to a city code using the reference seeds and
+    the user's aliases ($CITYRES_HOME/mappings/cities.csv, read by warehouse/mappings.py)."""
 
-    def __init__(self, seeds_dir: Path = REFERENCE_SEEDS_DIR):
+    def __init__(self, seeds_dir: Path = REFERENCE_SEEDS_DIR, user_aliases: tuple[dict, ...] = ()):
         self.cities: dict[str, City] = {}
         with open(seeds_dir / "ref_cities.csv", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
@@ -139,10 +141,19 @@ class CityResolver:
                     change_type=row["change_type"],
                 )
                 self.aliases[alias.key].append(alias)
+        for row in user_aliases:
+            alias = Alias(key=city_key(row["name"]), city_code=row["city_code"],
+                          valid_from=row["valid_from_year"], valid_to=row["valid_to_year"],
+                          change_type=USER_EXCLUDED if row["excluded"] else USER_ALIAS)
+            self.aliases[alias.key].append(alias)
         self.province_by_key: dict[str, str] = {}
         for city in self.cities.values():
             for key in province_keys(city.province_zh, city.province_en):
                 self.province_by_key[key] = city.province_code
+
+    def is_province_name(self, name: str) -> bool:
+        """A province's name, full or short (吉林省, 吉林, Jilin) - possibly also a city's."""
+        return city_key(name) in self.province_by_key
 
     def is_province_row(self, name: str) -> bool:
         """A province (subtotal) row rather than a city row: a province name that is no city."""
@@ -192,3 +203,8 @@ class CityResolver:
 @lru_cache(maxsize=1)
 def default_resolver() -> CityResolver:
     return CityResolver()
+
+
+def resolver_with(user_aliases: list[dict]) -> CityResolver:
+    """The resolver of the shipped seeds, plus the user's aliases when there are any."""
+    return CityResolver(user_aliases=tuple(user_aliases)) if user_aliases else default_resolver()

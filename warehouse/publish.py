@@ -55,6 +55,10 @@ def discard(candidate: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
+# Columns raw.load_manifest gained after its first release (warehouse/ingest.py RAW_DDL adds them too).
+MANIFEST_COLUMNS_ADDED = (("config_fingerprint", "varchar"), ("years", "integer[]"), ("note", "varchar"))
+
+
 def publish_refused_attempts(candidate: Path, published: Path, vintage: str, reasons: list[str]) -> int:
     """Append a refused load's attempts to the published raw.load_manifest, nothing else.
 
@@ -73,13 +77,15 @@ def publish_refused_attempts(candidate: Path, published: Path, vintage: str, rea
     with connect_for_write(staging) as con:
         escaped = str(candidate).replace("'", "''")
         con.execute(f"attach '{escaped}' as cand (read_only)")
+        for column, kind in MANIFEST_COLUMNS_ADDED:  # a warehouse published by an older cityres
+            con.execute(f"alter table raw.load_manifest add column if not exists {column} {kind}")
         n = con.execute(
             """
-            insert into raw.load_manifest
+            insert into raw.load_manifest by name
             select load_id, source, file_name, sha256, bytes, encoding, year, 0 as rows,
                    case when status = 'failed' then 'failed' else 'refused' end as status,
                    case when status = 'failed' then error else ? end as error,
-                   archived_path, loaded_at
+                   archived_path, loaded_at, config_fingerprint, years, note
             from cand.raw.load_manifest where load_id = ?
             """, [reason[:4000], vintage]).fetchone()
         con.execute("detach cand")

@@ -16,15 +16,20 @@
     max_rows = 10000            # rows shown by `cityres query --format table`
     [dbt_vars]                  # the warehouse's options (dbt_project/dbt_project.yml vars)
     extrapolation = "nearest"   # e.g. carry the last value into a gap at the end of a series
+    [[deliveries]]              # a delivery profile: how to read the landing files it matches
+    files = "city_yearbook/中国城市统计年鉴20*.csv"   # a pattern of landing paths (* and ?)
+    year_offset = -1            # data year = the year in the file name + year_offset
+    scope = "全市"              # which block of a two-level header: 全市 (default) or 市辖区
 
 :func:`check_config` validates the whole file before anything else runs and returns one line
 per problem; the loaders below raise :class:`ConfigError` carrying those lines.
 """
 from __future__ import annotations
 
+import fnmatch
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from warehouse.paths import Home
 
@@ -60,6 +65,26 @@ class QuerySettings:
     max_rows: int = 10_000
 
 
+SCOPES = ("全市", "市辖区")
+
+
+@dataclass(frozen=True)
+class DeliveryProfile:
+    """How the landing files a pattern matches are read (the first matching profile applies)."""
+
+    files: str = "*"
+    year_offset: int = 0
+    scope: str = "全市"
+    origin: str = "default"  # "[[deliveries]] #2" for a user's profile
+
+    def matches(self, file_name: str) -> bool:
+        return fnmatch.fnmatchcase(file_name, self.files)
+
+    def fingerprint(self) -> str:
+        """What changes the reading of a file (not where the profile was written)."""
+        return repr({k: v for k, v in asdict(self).items() if k in ("year_offset", "scope")})
+
+
 # Vars a user may set; `vintage` belongs to the refresh and is never taken from the file.
 DBT_VARS = frozenset({
     "panel_universe", "data_first_year", "data_last_year", "panel_first_year", "panel_last_year",
@@ -76,7 +101,11 @@ _KEYS = {
     "query": {"memory_limit": "a size such as \"4GB\"", "timeout_seconds": _POSITIVE,
               "max_rows": "a positive integer"},
     "dbt_vars": None,  # checked against DBT_VARS
+    "deliveries": None,  # an array of tables, checked by _delivery_problems
 }
+_DELIVERY_KEYS = {"files": "a pattern of landing paths such as \"city_yearbook/*.csv\"",
+                  "year_offset": "an integer between -5 and 5",
+                  "scope": f"one of {' or '.join(SCOPES)}"}
 _SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.I)
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -105,7 +134,14 @@ def _value_problem(table: str, key: str, value) -> str | None:
 
 
 def check_config(home: Home) -> list[str]:
-    """Every problem of cityres.toml, one line each (file, table, key, value, what is expected)."""
+    """Every problem of cityres.toml and of the mapping files, one line each (file, table or
+    line, key, value, what is expected)."""
+    from warehouse.mappings import check_mappings
+
+    return _toml_problems(home) + check_mappings(home.root)
+
+
+def _toml_problems(home: Home) -> list[str]:
     path = home.root / CONFIG_FILE
     if not path.exists():
         return []
@@ -119,6 +155,9 @@ def check_config(home: Home) -> list[str]:
     for table, content in data.items():
         if table not in _KEYS:
             problems.append(f"unknown table [{table}] (known: {', '.join('[' + t + ']' for t in _KEYS)})")
+            continue
+        if table == "deliveries":
+            problems += _delivery_problems(content)
             continue
         if not isinstance(content, dict):
             problems.append(f"{table} must be a table ([{table}]), got {content!r}")
@@ -138,8 +177,31 @@ def check_config(home: Home) -> list[str]:
     return [f"{path.name}: {p}" if not p.startswith(str(path)) else p for p in problems]
 
 
+def _delivery_problems(content) -> list[str]:
+    if not isinstance(content, list):
+        return ["deliveries must be written [[deliveries]] (one table per profile)"]
+    problems = []
+    for n, profile in enumerate(content, start=1):
+        where = f"[[deliveries]] #{n}"
+        if not isinstance(profile, dict):
+            problems.append(f"{where} must be a table")
+            continue
+        for key, value in profile.items():
+            if key not in _DELIVERY_KEYS:
+                problems.append(f"{where}: unknown key {key!r} (known: {', '.join(_DELIVERY_KEYS)})")
+                continue
+            ok = {"files": isinstance(value, str) and bool(value.strip()),
+                  "year_offset": isinstance(value, int) and not isinstance(value, bool) and -5 <= value <= 5,
+                  "scope": value in SCOPES}[key]
+            if not ok:
+                problems.append(f"{where}: {key} must be {_DELIVERY_KEYS[key]}, got {value!r}")
+        if "files" not in profile:
+            problems.append(f"{where}: files is required ({_DELIVERY_KEYS['files']})")
+    return problems
+
+
 def _read_config(home: Home) -> dict:
-    problems = check_config(home)
+    problems = _toml_problems(home)  # the mapping files concern loads only, not queries
     if problems:
         raise ConfigError(problems)
     path = home.root / CONFIG_FILE
@@ -173,3 +235,15 @@ def load_query_settings(home: Home) -> QuerySettings:
     return QuerySettings(memory_limit=str(section.get("memory_limit", d.memory_limit)),
                          timeout_seconds=float(section.get("timeout_seconds", d.timeout_seconds)),
                          max_rows=int(section.get("max_rows", d.max_rows)))
+
+
+def load_delivery_profiles(home: Home) -> list[DeliveryProfile]:
+    """The [[deliveries]] profiles of cityres.toml, in file order."""
+    return [DeliveryProfile(files=p["files"], year_offset=int(p.get("year_offset", 0)),
+                            scope=str(p.get("scope", SCOPES[0])), origin=f"[[deliveries]] #{n}")
+            for n, p in enumerate(_read_config(home).get("deliveries", []), start=1)]
+
+
+def profile_for(profiles: list[DeliveryProfile], file_name: str) -> DeliveryProfile:
+    """The first profile whose pattern matches the landing path, else the default profile."""
+    return next((p for p in profiles if p.matches(file_name)), DeliveryProfile())

@@ -11,23 +11,28 @@ from pathlib import Path
 import duckdb
 
 from warehouse.connections import connect_read_only
-from warehouse.landing import CACHE_FILE, landing_delta, landing_rejects, manifest_hashes
+from warehouse.deliveries import plan_for_home
+from warehouse.landing import landing_rejects, manifest_hashes
 from warehouse.paths import Home
 
 
 def landing_has_news(home: Home, retry_failed: bool = False, landing: Path | None = None) -> bool:
-    """Whether the landing folder holds content the published warehouse has not seen.
+    """Whether a refresh has anything to do: a file to load or one to withdraw
+    (warehouse/deliveries.py).
 
-    Seen: loaded, or refused before (a file refused for a fault of its own stays refused until
-    it changes; ``retry_failed`` tries it again). Without a published warehouse everything is new.
+    Not news: a file in force unchanged, or content refused before under the same configuration
+    (a file refused for a fault of its own stays refused until it or its mappings change, and a
+    refused refresh is not repeated until something changes; ``retry_failed`` tries both again).
+    Without a published warehouse everything is new.
     """
     landing = landing or home.landing
     if not home.warehouse_db.exists():
         return True
+    seen_statuses = () if retry_failed else ("failed", "refused")
     with connect_read_only(home.warehouse_db) as con:
-        seen = manifest_hashes(con, "loaded", "refused") | (set() if retry_failed else manifest_hashes(con, "failed"))
-    if landing_delta(landing, seen, home.root / CACHE_FILE).new:
-        return True
+        if plan_for_home(home, con, landing, seen_statuses=seen_statuses).has_work:
+            return True
+        seen = manifest_hashes(con, "loaded", *seen_statuses)
     return any(r.fingerprint not in seen for r in landing_rejects(landing))
 
 

@@ -1,7 +1,8 @@
-{#- Typed values of one city-keyed source: header mapped to a variable through the
-    yearbook_headers seed, unit converted to the variable's canonical unit, city name resolved
-    through the alias seed (int_city_names_resolved). Cells come from the loads in force
-    (int_city_cells_current); unmapped headers are listed by int_unmapped_headers. -#}
+{#- Typed values of one city-keyed source: the variable ingest read the header as (the
+    yearbook_headers seed merged with the user's mappings, warehouse/mappings.py), the value
+    converted to the variable's canonical unit (int_unit_conversions), the city name resolved
+    through the aliases (int_city_names_resolved). Cells come from the loads in force
+    (int_city_cells_current). -#}
 {% macro city_table_values(source_name) %}
 select
     names.city_code,
@@ -20,9 +21,9 @@ select
     cells.source_row,
     cells.source_col
 from {{ ref('int_city_cells_current') }} as cells
-inner join {{ ref('yearbook_headers') }} as headers
-    on headers.source = cells.source and headers.header_base = cells.header_base
-left join {{ ref('unit_conversions') }} as units
+inner join (select distinct source, variable, canonical_unit from {{ ref('yearbook_headers') }}) as headers
+    on headers.source = cells.source and headers.variable = cells.variable
+left join {{ ref('int_unit_conversions') }} as units
     on units.unit = coalesce(cells.header_unit, headers.canonical_unit)
     and units.canonical_unit = headers.canonical_unit
 left join {{ ref('int_city_names_resolved') }} as names

@@ -204,8 +204,10 @@ def _checks(summary, facts: dict, critical: list, warnings: list) -> list[dict]:
     lines = []
     if summary.mode != "validate":
         failed = len(summary.files_failed)
+        withdrawn = len(getattr(summary, "files_withdrawn", []))
         lines.append(_item(f"Files: {len(summary.files_loaded)} loaded, {summary.files_skipped} already loaded, "
-                           f"{failed} failed.", "#files", "fail" if failed else "ok", "files"))
+                           + (f"{withdrawn} withdrawn, " if withdrawn else "")
+                           + f"{failed} failed.", "#files", "fail" if failed else "ok", "files"))
         if not dbt_ran(summary):
             lines.append(_item("dbt build: not run.", "#dbt", "info", "dbt"))
         else:

@@ -1,4 +1,5 @@
--- City rows of the city-keyed tables, from the loads in force only.
+-- City rows of the city-keyed tables, from the loads in force only; of a two-level header only
+-- the scope the delivery profile chose (column_kind value, not other_scope or ignored).
 select
     cells.load_id,
     cells.source,
@@ -10,12 +11,13 @@ select
     cells.city_key,
     cells.province_text,
     cells.header_text,
-    cells.header_base,
+    cells.variable,
     cells.header_unit,
+    cells.scope,
     cells.value_text,
     cells.value_number,
     cells.is_missing,
     cells.is_unparsed
 from {{ ref('stg_raw__city_cells') }} as cells
 inner join {{ ref('int_current_files') }} as files using (source, file_name, load_id)
-where cells.row_kind = 'city'
+where cells.row_kind = 'city' and cells.column_kind = 'value'

@@ -1,4 +1,5 @@
--- One row per attempt to load a delivered file, as ingest recorded it (status loaded or failed).
+-- One row per decision about a delivered file, as ingest recorded it: loaded, failed (refused at
+-- ingest), refused (its refresh was refused by the gate) or withdrawn (out of force).
 select
     load_id,
     source,
@@ -7,9 +8,12 @@ select
     bytes,
     encoding,
     year,
+    years,
     rows,
     status,
     error,
+    note,
+    config_fingerprint,
     archived_path,
     loaded_at
 from {{ source('raw', 'load_manifest') }}
