@@ -33,6 +33,8 @@ err = Console(stderr=True, soft_wrap=True)
 DataOption = typer.Option(None, "--data", help="warehouse table/view, a .csv/.parquet file, or a SELECT "
                           "(default with --study: analysis_panel)")
 FormatOption = typer.Option("table", "--format", help="table | json")
+VcovOption = typer.Option(None, "--vcov", help="iid | HC1 | CRV1:<col> | CRV1:<a>+<b> "
+                          "(default: CRV1 by the first fixed effect; HC1 without)")
 StudyOption = typer.Option(None, "--study", help="fill in a study's specification: resilience | nqp")
 WeightsOption = typer.Option(None, "--weights", help="analytic weights column (> 0)")
 _SELECT = re.compile(r"^\s*(\(|select\b|with\b|from\b)", re.I)
@@ -237,8 +239,7 @@ def estimate_baseline(
 def estimate_twfe(
     formula: str = typer.Option(..., "--formula", help='fixest syntax, e.g. "y ~ d + x1 | unit + year"'),
     data: Optional[str] = DataOption,
-    vcov: Optional[str] = typer.Option(None, "--vcov", help="iid | HC1 | CRV1:<col> | CRV1:<a>+<b> "
-                                       "(default: CRV1 by the first fixed effect; HC1 without)"),
+    vcov: Optional[str] = VcovOption,
     weights: Optional[str] = WeightsOption,
     fmt: str = FormatOption,
     home: Optional[Path] = HomeOption,
@@ -258,6 +259,75 @@ def estimate_twfe(
         _emit_json({"terms": _records(result.tidy()), "model": model_facts(result)})
     else:
         console.print(result.summary(), markup=False, highlight=False)
+
+
+@estimate_app.command("iv")
+def estimate_iv(
+    formula: str = typer.Option(..., "--formula", help='fixest syntax, e.g. "y ~ x | unit + year | d ~ z1 + z2"'),
+    data: Optional[str] = DataOption,
+    vcov: Optional[str] = VcovOption,
+    weights: Optional[str] = WeightsOption,
+    fmt: str = FormatOption,
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Two-stage least squares with absorbed fixed effects: second stage, each first stage, and
+    the identification statistics of ivreg2 (Kleibergen-Paap rk LM and Wald F, Cragg-Donald F,
+    Stock-Yogo, Hansen J / Sargan)."""
+    from estimation.engine.iv import feiv, parse_iv_formula
+
+    try:
+        spec_f = parse_iv_formula(formula)
+    except ValueError as exc:
+        _fail(f"--formula: {exc}")
+    spec = _vcov(vcov, spec_f.main.fe)
+    if data is None:
+        _fail("--data is required: a warehouse table, a .csv/.parquet file or a SELECT")
+    columns = [spec_f.main.y, *spec_f.main.x, *spec_f.main.fe, *spec_f.endogenous, *spec_f.instruments]
+    with _open_data(data, home) as (con, relation):
+        _require_columns(con, relation, [*columns, *_vcov_columns(spec), weights])
+        result = _run(lambda: feiv(con, relation, formula, vcov=spec, weights=weights))
+    payload = {"terms": _records(result.tidy()), "model": model_facts(result),
+               "first_stages": [_clean_tree(f.to_dict()) for f in result.first_stages],
+               "diagnostics": _clean_tree(result.diagnostics)}
+    if fmt == "json":
+        _emit_json(payload)
+        return
+    console.print(result.summary(), markup=False, highlight=False)
+    for first in result.first_stages:
+        console.print(f"first stage of {first.endogenous}: F = {first.f:.2f} (df {first.f_df[0]}, {first.f_df[1]}; "
+                      f"p = {first.f_p:.3g}), partial R2 = {first.partial_r2:.4f}, "
+                      f"effective F (Montiel Olea-Pflueger) = {first.effective_f:.2f}", markup=False)
+    console.print(iv_diagnostics_text(result.diagnostics), markup=False, highlight=False)
+
+
+def iv_diagnostics_text(diag: dict) -> str:
+    """The identification block as ivreg2 prints it, in words."""
+    lines = []
+    if "kp_rk_lm" in diag:
+        lm = diag["kp_rk_lm"]
+        lines.append(f"Underidentification (Kleibergen-Paap rk LM): chi2({lm['df']}) = {lm['statistic']:.3f}, "
+                     f"p = {lm['p']:.4g}")
+        lines.append(f"Weak identification (Kleibergen-Paap rk Wald F): {diag['kp_rk_wald_f']:.3f}")
+    else:
+        lm = diag["anderson_lm"]
+        lines.append(f"Underidentification (Anderson canon. corr. LM): chi2({lm['df']}) = {lm['statistic']:.3f}, "
+                     f"p = {lm['p']:.4g}")
+    lines.append(f"Weak identification (Cragg-Donald Wald F): {diag['cragg_donald_f']:.3f}")
+    if diag.get("stock_yogo_10pct") is not None:
+        lines.append(f"Stock-Yogo critical value, 10% maximal IV size: {diag['stock_yogo_10pct']:.2f}")
+    for key, label in (("hansen_j", "Hansen J"), ("sargan", "Sargan")):
+        if key in diag:
+            t = diag[key]
+            lines.append(f"Overidentification ({label}): chi2({t['df']}) = {t['statistic']:.3f}, p = {t['p']:.4g}")
+    return "\n".join(lines)
+
+
+def _clean_tree(value):
+    if isinstance(value, dict):
+        return {k: _clean_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean_tree(v) for v in value]
+    return _clean(value)
 
 
 def _cohort_relation(relation: str, cohort: str, time: str, name: str) -> str:

@@ -10,6 +10,7 @@ from .demean import DemeanNotConverged
 from .event_study import EventStudyResult, run_event_study
 from .formula import Formula, IFactor, parse_formula
 from .inference import WaldTest
+from .iv import FirstStage, IVResult, feiv
 from .model import INTERCEPT, feols
 from .placebo import PlaceboResult, run_placebo
 from .result import FeolsResult
@@ -22,11 +23,14 @@ __all__ = [
     "DemeanNotConverged",
     "EventStudyResult",
     "FeolsResult",
+    "FirstStage",
+    "IVResult",
     "Formula",
     "IFactor",
     "PlaceboResult",
     "RegressionTable",
     "WaldTest",
+    "feiv",
     "feols",
     "parse_formula",
     "regression_table",

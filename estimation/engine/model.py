@@ -73,6 +73,13 @@ def _adjusted(ssr: float, ss: float, num: float, den: float) -> float:
     return 1.0 - (ssr / ss) * num / den
 
 
+def _is_iv(text: str) -> bool:
+    from .formula import _split_top
+
+    parts = _split_top(text, "|")
+    return len(parts) > 1 and "~" in parts[-1]
+
+
 def _resolve_spec(y: str, x, fe) -> Formula:
     """Formula string or (y, x, fe) lists -> validated :class:`Formula`."""
     if not isinstance(y, str):
@@ -154,6 +161,11 @@ def feols(
     alpha
         1 - confidence level of ``conf_int``.
     """
+    if isinstance(y, str) and x is None and fe is None and _is_iv(y):
+        from .iv import feiv  # y ~ x | fe | d ~ z: two-stage least squares
+
+        return feiv(con, relation, y, vcov=vcov, weights=weights, ssc=ssc, fixef_rm=fixef_rm, collin_tol=collin_tol,
+                    fixef_tol=fixef_tol, fixef_maxiter=fixef_maxiter, alpha=alpha)
     t0 = time.perf_counter()
     spec_f, spec_v = _check_arguments(y, x, fe, vcov, fixef_rm)
     ssc = ssc or SSC()

@@ -245,3 +245,29 @@ def period_effect_table(
     rel = (f"(SELECT d.*, {sel} FROM {table} d JOIN {t_l} l ON d.{dummy_fe} = l.{dummy_fe} "
            f"JOIN {t_p} p ON d.{pattern} = p.{pattern})")
     return rel, [f"__pe{j}" for j in range(m)]
+
+
+def score_meat(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    scores: Sequence[str],
+    params: Sequence[float],
+    kind: str,
+    cluster: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Sum_i s_i s_i' (``kind`` "hetero") or Sum_g (Sum_{i in g} s_i)(...)' ("cluster", one
+    cluster column) of the score expressions ``scores`` (``params`` bound in textual order)."""
+    k = len(scores)
+    sel = ", ".join(f"({c}) AS __s{j}" for j, c in enumerate(scores))
+    if kind == "hetero":
+        aggs = [f"sum(__s{i} * __s{j})" for i, j in _pairs(k)]
+        row = con.execute(f"SELECT {', '.join(aggs)} FROM (SELECT {sel} FROM {table})", list(params)).fetchone()
+        return _fill_symmetric(row, k)
+    if kind == "cluster" and cluster and len(cluster) == 1:
+        sums = ", ".join(f"sum(__s{j}) AS __t{j}" for j in range(k))
+        aggs = [f"fsum(__t{i} * __t{j})" for i, j in _pairs(k)]
+        row = con.execute(
+            f"SELECT {', '.join(aggs)} FROM (SELECT {sums} FROM (SELECT {sel}, {cluster[0]} AS __g FROM {table}) "
+            "GROUP BY __g)", list(params)).fetchone()
+        return _fill_symmetric(row, k)
+    raise ValueError(f"score covariance of kind {kind!r} needs 'hetero' or one cluster column")

@@ -90,9 +90,11 @@ class FeolsResult:
             }
         )
 
+    method = "feols"  # the estimator's name in summaries (2SLS for IVResult)
+
     def summary(self, digits: int = 4) -> str:
         """A compact plain-text summary."""
-        lines = [f"feols: {self.formula}"]
+        lines = [f"{self.method}: {self.formula}"]
         inf = self.vcov if self.cluster is None else f"{self.vcov} by {self.cluster}"
         lines.append(
             f"N = {self.nobs:,}   vcov = {inf}   t df = {self.df_t}"
@@ -103,7 +105,7 @@ class FeolsResult:
         r2 = f"R2 = {self.r2:.{digits}f}"
         if self.f_df:
             r2 += f"   F({self.f_df[0]}, {self.f_df[1]}) = {self.fstat:.{digits}f} (p = {self.f_pvalue:.{digits}g})"
-        if self.has_fixef:
+        if self.has_fixef and self.r2_within == self.r2_within:  # not NaN
             r2 += f"   within R2 = {self.r2_within:.{digits}f}"
         lines.append(r2)
         if self.dropped:
