@@ -39,6 +39,14 @@ create table if not exists main.placebo_draws (
 )
 """
 
+DESCRIPTIVES_DDL = """
+create table if not exists main.descriptives (
+    run_id varchar not null, table_id varchar not null, variable varchar not null,
+    n bigint, mean double, sd double, min double, max double, vif double, vintage varchar,
+    created_at timestamp not null
+)
+"""
+
 MODEL_TESTS_DDL = """
 create table if not exists main.model_tests (
     run_id varchar not null, model_id varchar not null, test varchar not null,
@@ -111,3 +119,18 @@ def persist_draws(
     finally:
         con.unregister(name)
     return len(frame)
+
+
+def persist_descriptives(
+    con: duckdb.DuckDBPyConnection, run_id: str, vintage: str, table_id: str, frame: pd.DataFrame,
+    vifs: pd.Series | None = None,
+) -> int:
+    """Append one row per variable (n, mean, sd, min, max, and its VIF when given) to main.descriptives."""
+    con.execute(DESCRIPTIVES_DDL)
+    vifs = vifs if vifs is not None else pd.Series(dtype=float)
+    rows = [(run_id, table_id, r.variable, int(r.n), _nan_to_none(r.mean), _nan_to_none(r.sd),
+             _nan_to_none(r.min), _nan_to_none(r.max), _nan_to_none(float(vifs[r.variable]))
+             if r.variable in vifs.index else None, vintage) for r in frame.itertuples(index=False)]
+    if rows:
+        con.executemany("insert into main.descriptives values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())", rows)
+    return len(rows)

@@ -60,6 +60,7 @@ from .sqlutil import quote_ident, resolve_relation, temp_scope
 from .terms import design_columns
 from .vcov import SSC, parse_vcov, small_sample_correction
 
+
 @dataclass
 class PlaceboResult:
     real: FeolsResult  # the model on the actual assignment

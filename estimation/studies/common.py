@@ -1,4 +1,5 @@
-"""What the studies share: the four-column Table 3 and persistence of a study's results.
+"""What the studies share: the four-column Table 3, the descriptive Table 2, the 2SLS columns
+of an endogeneity table, and persistence of a study's results.
 
 Table 3 of the resilience and the NQP study: without/with controls x without/with unit and
 period fixed effects, standard errors clustered by city (CRV1). Each study module supplies its
@@ -11,13 +12,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import duckdb
+import pandas as pd
 
 from estimation.engine.event_study import EventStudyResult
+from estimation.engine.iv import IVResult
 from estimation.engine.model import feols
-from estimation.engine.persist import persist_draws, persist_results, persist_tests
+from estimation.engine.persist import (
+    persist_descriptives,
+    persist_draws,
+    persist_results,
+    persist_tests,
+)
 from estimation.engine.placebo import PlaceboResult
 from estimation.engine.result import FeolsResult
-from estimation.engine.tables import regression_table
+from estimation.engine.tables import Cell, Row, regression_table
 
 PANEL = "main.analysis_panel"
 UNIT, TIME, TREATMENT = "city_code", "year", "did"
@@ -36,6 +44,8 @@ TERM_LABELS = {
     "consumption_ratio": "Com",
     "loans_to_gdp": "Fin",
     "Intercept": "Constant",
+    "res": "RES",
+    "iv_phones_internet": "IV",
 }
 
 
@@ -120,3 +130,93 @@ def persist_study(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str, syn
                        ("ri_two_sided_plus1", result.estimate, result.n_valid, None, result.ri_p_value_plus1)])
         return n
     raise TypeError("persist_study takes an EventStudyResult or a PlaceboResult")
+
+
+# ---------------------------------------------------------------- Table 2: descriptives and VIFs
+
+@dataclass
+class Descriptives:
+    table: pd.DataFrame  # variable, n, mean, sd, min, max
+    vif: pd.Series  # VIF of each explanatory variable
+
+    def render(self, fmt: str = "markdown", labels: Mapping[str, str] = TERM_LABELS) -> str:
+        head = ["Variable", "Observations", "Mean", "Std. dev", "Min", "Max", "VIF"]
+        body = [[labels.get(r.variable, r.variable), f"{r.n:,}", f"{r.mean:.3f}", f"{r.sd:.3f}", f"{r.min:.3f}",
+                 f"{r.max:.3f}", f"{self.vif[r.variable]:.2f}" if r.variable in self.vif.index else ""]
+                for r in self.table.itertuples(index=False)]
+        note = f"VIFs of the explanatory variables (each on the others, with an intercept); maximum {self.vif.max():.2f}."
+        return simple_table(head, body, note, fmt)
+
+
+def simple_table(head: list[str], body: list[list[str]], note: str, fmt: str) -> str:
+    if fmt == "html":
+        cells = "".join(f"<th>{_esc(h)}</th>" for h in head)
+        rows = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in body)
+        return (f'<table class="regression-table"><thead><tr>{cells}</tr></thead><tbody>{rows}</tbody>'
+                f'<tfoot><tr><td colspan="{len(head)}">{_esc(note)}</td></tr></tfoot></table>\n')
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":---"] + ["---:"] * (len(head) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines) + "\n\n" + note + "\n"
+
+
+def _esc(text: str) -> str:
+    import html
+
+    return html.escape(str(text))
+
+
+# ---------------------------------------------------------------- 2SLS columns of an endogeneity table
+
+@dataclass
+class IVEstimates:
+    first_stage: FeolsResult  # OLS of the treatment on the instrument (+ controls, FE)
+    second_stage: IVResult
+
+    def render(self, fmt: str = "markdown", labels: Mapping[str, str] = TERM_LABELS) -> str:
+        """The first stage and 2SLS side by side, with the Kleibergen-Paap rows (Stock-Yogo in [])."""
+        iv = self.second_stage
+        instrument = iv.instruments[0]
+        tab = regression_table([self.first_stage, iv], terms=[iv.endogenous[0], instrument], labels=labels,
+                               controls=True, fe_labels=FE_LABELS, stats=("nobs", "r2"),
+                               model_names=["(2)", "(3)"])
+        d = iv.diagnostics
+        extra = []
+        if "kp_rk_lm" in d:
+            lm = d["kp_rk_lm"]
+            extra.append(Row("info", "Kleibergen-Paap rk LM", [Cell(""), Cell(f"{lm['statistic']:.3f}", _stars(lm["p"]))]))
+            sy = f" [{d['stock_yogo_10pct']:.2f}]" if d.get("stock_yogo_10pct") else ""
+            extra.append(Row("info", "Kleibergen-Paap rk Wald F", [Cell(""), Cell(f"{d['kp_rk_wald_f']:.3f}{sy}")]))
+        extra.append(Row("info", "Cragg-Donald Wald F", [Cell(""), Cell(f"{d['cragg_donald_f']:.3f}")]))
+        at = next(i for i, r in enumerate(tab.rows) if r.kind == "info")
+        tab.rows[at:at] = extra
+        tab.note += " Within [] the Stock-Yogo critical value for 10% maximal IV size."
+        return tab.render(fmt)
+
+
+def _stars(p: float) -> str:
+    return "***" if p < 0.01 else "**" if p < 0.05 else "*" if p < 0.1 else ""
+
+
+def persist_iv(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str, synthetic: bool, prefix: str,
+               est: IVEstimates) -> int:
+    """Both stages into main.estimates; the identification statistics into main.model_tests."""
+    iv = est.second_stage
+    n = persist_results(con, run_id, vintage, synthetic, [(f"{prefix}_first_stage", est.first_stage.formula,
+                                                            est.first_stage), (f"{prefix}_2sls", iv.formula, iv)])
+    d, first = iv.diagnostics, iv.first_stages[0]
+    tests = [("first_stage_F", first.f, first.f_df[0], first.f_df[1], first.f_p),
+             ("effective_F", first.effective_f, None, None, None),
+             ("cragg_donald_F", d["cragg_donald_f"], None, None, None),
+             ("anderson_LM", d["anderson_lm"]["statistic"], d["anderson_lm"]["df"], None, d["anderson_lm"]["p"])]
+    if "kp_rk_lm" in d:
+        tests += [("kp_rk_LM", d["kp_rk_lm"]["statistic"], d["kp_rk_lm"]["df"], None, d["kp_rk_lm"]["p"]),
+                  ("kp_rk_wald_F", d["kp_rk_wald_f"], None, None, None)]
+    if d.get("stock_yogo_10pct"):
+        tests.append(("stock_yogo_10pct_size", d["stock_yogo_10pct"], None, None, None))
+    persist_tests(con, run_id, vintage, f"{prefix}_2sls", tests)
+    return n
+
+
+def persist_descriptives_table(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str, table_id: str,
+                               desc: Descriptives) -> int:
+    return persist_descriptives(con, run_id, vintage, table_id, desc.table, desc.vif)

@@ -12,7 +12,14 @@ import duckdb
 from estimation.engine.event_study import EventStudyResult
 from estimation.engine.result import FeolsResult
 
-from .common import PANEL, TREATMENT, ModelSpec, run_specs, run_study_event_study, table3_specs
+from .common import (
+    PANEL,
+    TREATMENT,
+    ModelSpec,
+    run_specs,
+    run_study_event_study,
+    table3_specs,
+)
 
 OUTCOME = "nqp"
 CONTROLS = ("ln_gdp_per_capita", "industrial_structure", "consumption_ratio", "loans_to_gdp", "gove")

@@ -1,10 +1,11 @@
 """The studies' program a refresh runs on each candidate vintage, persisted with it.
 
-The resilience study's Table 3, event study (k = −4…7, base −1) and placebo (500 permutations of
-adoption across cities), and the NQP study's Table 3 on the NQP index. The studies are
+The resilience study's Table 2 (descriptives, VIFs), Table 3, event study (k = −4…7, base −1),
+placebo (500 permutations of adoption across cities) and Table 4's 2SLS columns (1984 telephones
+× internet users, Kleibergen–Paap), and the NQP study's Table 3 on the NQP index. The studies are
 independent: the refresh flow runs them concurrently (`run_study` per study, each on its own
 connection), then `persist_program` writes them in one place, so main.estimates
-(+ placebo_draws, model_tests) carries the vintage as run id.
+(+ placebo_draws, model_tests, descriptives) carries the vintage as run id.
 """
 from __future__ import annotations
 
@@ -19,13 +20,24 @@ from estimation.engine.placebo import PlaceboResult
 from estimation.engine.result import FeolsResult
 
 from . import nqp, resilience
-from .common import PANEL, ModelSpec, persist_estimates, persist_study
+from .common import (
+    PANEL,
+    Descriptives,
+    IVEstimates,
+    ModelSpec,
+    persist_descriptives_table,
+    persist_estimates,
+    persist_iv,
+    persist_study,
+)
 
 STUDIES: dict[str, Callable[[duckdb.DuckDBPyConnection], object]] = {
     "baseline": resilience.run_table3,
     "event_study": resilience.run_event_study,
     "placebo": resilience.run_placebo,
     "nqp_baseline": nqp.run_table3,
+    "table2": resilience.run_table2,
+    "table4_iv": resilience.run_table4_iv,
 }
 
 
@@ -36,6 +48,8 @@ class ProgramResults:
     placebo: PlaceboResult
     nqp_baseline: tuple[list[ModelSpec], list[FeolsResult]]
     panel_years: tuple[int, int]
+    table2: Descriptives | None = None
+    table4_iv: IVEstimates | None = None
 
     def figures(self, folder: Path) -> dict[str, str]:
         """Write the parallel-trends and placebo figures; return their file names."""
@@ -55,7 +69,8 @@ def program_results(con: duckdb.DuckDBPyConnection, results: dict) -> ProgramRes
     """The studies' results, with the panel's years, for the report (nothing written)."""
     first, last = con.execute(f"select min(year), max(year) from {PANEL}").fetchone()
     return ProgramResults(results["baseline"], results["event_study"], results["placebo"],
-                          results["nqp_baseline"], (int(first), int(last)))
+                          results["nqp_baseline"], (int(first), int(last)), results.get("table2"),
+                          results.get("table4_iv"))
 
 
 def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
@@ -65,6 +80,8 @@ def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
     persist_study(con, vintage, vintage, synthetic, "event_study", results["event_study"])
     persist_study(con, vintage, vintage, synthetic, "placebo", results["placebo"])
     persist_estimates(con, vintage, vintage, synthetic, *results["nqp_baseline"])
+    persist_descriptives_table(con, vintage, vintage, "table2", results["table2"])
+    persist_iv(con, vintage, vintage, synthetic, "table4", results["table4_iv"])
     return program_results(con, results)
 
 

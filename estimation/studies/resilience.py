@@ -8,6 +8,8 @@ city and year fixed effects, CRV1 by city:
 * Table 3 (:func:`run_table3`), the event study k = -4...7 with base -1 and binned end points
   (:func:`run_event_study`), the placebo with 500 permutations of adoption across cities
   (:func:`run_placebo`);
+* Table 2 with the VIFs (:func:`run_table2`) and Table 4's 2SLS columns with the 1984-telephones
+  instrument and the Kleibergen-Paap statistics (:func:`run_table4_iv`);
 * on the synthetic sample, the comparisons with the generator's ground truth
   (:func:`truth_comparison`, :func:`event_study_truth`).
 """
@@ -15,12 +17,25 @@ from __future__ import annotations
 
 import duckdb
 
+from estimation.engine.descriptives import describe, vif
 from estimation.engine.event_study import EventStudyResult
+from estimation.engine.model import feols
 from estimation.engine.placebo import PlaceboResult
 from estimation.engine.placebo import run_placebo as _placebo
 from estimation.engine.result import FeolsResult
 
-from .common import PANEL, TIME, TREATMENT, UNIT, ModelSpec, run_specs, run_study_event_study, table3_specs
+from .common import (
+    PANEL,
+    TIME,
+    TREATMENT,
+    UNIT,
+    Descriptives,
+    IVEstimates,
+    ModelSpec,
+    run_specs,
+    run_study_event_study,
+    table3_specs,
+)
 
 OUTCOME = "res"
 CONTROLS = ("eocden", "traff", "gove", "inv", "salary")
@@ -93,3 +108,37 @@ def event_study_truth(event_study: EventStudyResult, ground_truth: dict) -> list
                      "ci_high": round(row.ci_high, 5), "true_att": None if true is None else round(true, 5),
                      "covered": None if true is None else bool(row.ci_low <= true <= row.ci_high)})
     return rows
+
+
+# ------------------------------------------------------------ Table 2 and Table 4 (2SLS)
+
+TABLE2_VARIABLES = ("did", "res", "traff", "eocden", "gove", "inv", "salary")  # the study's order
+INSTRUMENT = "iv_phones_internet"
+NATIONAL = "intermediate.int_national_by_year"
+
+
+def iv_relation(panel: str = PANEL) -> str:
+    """The panel with the study's instrument: 1984 fixed telephones per 100 people x the
+    previous year's national internet users (millions; the warehouse keeps 万人)."""
+    return (f"select p.*, p.telephones_per_100_1984 * n.internet_users_previous / 100 as {INSTRUMENT} "
+            f"from {panel} as p left join (select year + 1 as year, internet_users as internet_users_previous "
+            f"from {NATIONAL}) as n using (year)")
+
+
+def run_table2(con: duckdb.DuckDBPyConnection, relation=PANEL) -> Descriptives:
+    """Table 2 (N, mean, sd, min, max of the model's variables) and the VIFs of DID and the controls."""
+    return Descriptives(describe(con, relation, TABLE2_VARIABLES), vif(con, relation, (TREATMENT, *CONTROLS)))
+
+
+def iv_formula() -> str:
+    return f"{OUTCOME} ~ {' + '.join(CONTROLS)} | {UNIT} + {TIME} | {TREATMENT} ~ {INSTRUMENT}"
+
+
+def run_table4_iv(con: duckdb.DuckDBPyConnection, relation=None) -> IVEstimates:
+    """Table 4, columns (2)-(3): the first stage (DID on the instrument) and 2SLS, controls, city
+    and year FE, CRV1 by city, with the Kleibergen-Paap statistics."""
+    relation = relation or iv_relation()
+    first = feols(con, relation, f"{TREATMENT} ~ {INSTRUMENT} + {' + '.join(CONTROLS)} | {UNIT} + {TIME}",
+                  vcov={"CRV1": UNIT})
+    second = feols(con, relation, iv_formula(), vcov={"CRV1": UNIT})
+    return IVEstimates(first, second)

@@ -23,7 +23,7 @@ PERMUTATIONS = {"adoption": "random adoption assignments", "units": "random assi
 
 # How links and the contents line name a section (its heading is the full title).
 SHORT_TITLES = {"summary": "Summary", "index": "Index", "top-cities": "Top cities", "baseline": "Table 3",
-                "event-study": "Event study", "placebo": "Placebo", "nqp": "NQP Table 3",
+                "event-study": "Event study", "placebo": "Placebo", "nqp": "NQP Table 3", "table2": "Table 2", "table4": "Table 4 (2SLS)",
                 "treated-control": "Pilot vs other cities", "files": "Files", "dbt": "dbt build",
                 "changes": "Changes", "imputed": "Imputed cells", "names": "Names", "expectations": "Expectations",
                 "revisions": "Revisions", "where": "Paths"}
@@ -124,6 +124,30 @@ def placebo_results(estimation) -> dict:
         "ri_p_value": _num(s["ri_p_value"], ".3f"), "ri_p_value_plus1": _num(s["ri_p_value_plus1"], ".4f"),
         "seed": s["seed"],
     }
+
+
+def table2_results(estimation) -> dict | None:
+    if estimation.table2 is None:
+        return None
+    return {"title": "Descriptive statistics and VIFs (the resilience study's Table 2)",
+            "markdown": estimation.table2.render("markdown"), "html": estimation.table2.render("html")}
+
+
+def table4_results(estimation) -> dict | None:
+    if estimation.table4_iv is None:
+        return None
+    iv = estimation.table4_iv.second_stage
+    d = iv.diagnostics
+    weak = d.get("kp_rk_wald_f", d["cragg_donald_f"]) < (d.get("stock_yogo_10pct") or 0)
+    verdict = ("the instrument is weak by the Stock-Yogo rule (rk Wald F below the 10% maximal-size value)"
+               if weak else "the rk Wald F exceeds the Stock-Yogo value for 10% maximal size")
+    return {"title": "Endogeneity: 2SLS with the 1984-telephones instrument (the resilience study's Table 4, "
+                     "columns 2-3)",
+            "markdown": estimation.table4_iv.render("markdown"), "html": estimation.table4_iv.render("html"),
+            "verdict": f"Instrument: 1984 fixed telephones per 100 people x the previous year's national internet "
+                       f"users; {verdict}.",
+            "note": "The synthetic sample's generator does not yet make this instrument valid by construction, "
+                    "so no ground truth is stated for the 2SLS estimate."}
 
 
 def nqp_results(estimation) -> dict:
@@ -253,12 +277,13 @@ def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground
     study_figures = study_figures or {}
     figures_by_name = {f.name: f for f in index_figures or []}
 
-    baseline = event = placebo = nqp = None
+    baseline = event = placebo = nqp = table2 = table4 = None
     if estimation is not None:
         baseline = baseline_results(estimation, ground_truth)
         event = event_study_results(estimation, ground_truth)
         placebo = placebo_results(estimation)
         nqp = nqp_results(estimation)
+        table2, table4 = table2_results(estimation), table4_results(estimation)
 
     checks = _checks(summary, facts, critical, warnings)
     sections = [Section("summary", "Summary", "summary")]
@@ -268,6 +293,8 @@ def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground
         sections.append(Section("index", f"The resilience index{years}", "results", index_section))
     if top_cities:
         sections.append(Section("top-cities", top_title(len(top_cities), latest_year), "results"))
+    if table2:
+        sections.append(Section("table2", table2["title"], "results"))
     if baseline:
         sections.append(Section("baseline", "Baseline DID (the resilience study's Table 3)", "results",
                                 [figures_by_name["treated_control"]] if "treated_control" in figures_by_name else []))
@@ -275,6 +302,8 @@ def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground
                                 [study_figures["event_study"]] if "event_study" in study_figures else []))
         sections.append(Section("placebo", placebo["title"], "results",
                                 [study_figures["placebo"]] if "placebo" in study_figures else []))
+        if table4:
+            sections.append(Section("table4", table4["title"], "results"))
         sections.append(Section("nqp", nqp["title"], "results"))
     elif "treated_control" in figures_by_name:
         sections.append(Section("treated-control", "Pilot cities vs the others", "results",
@@ -306,7 +335,7 @@ def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground
         # details whose check failed are shown open: a refused load shows why without a click
         "open_sections": sorted({item["href"][1:] for item in checks if item["mark"] == "fail" and item["href"]}),
         "top_cities": top_cities or [],
-        "baseline": baseline, "event": event, "placebo": placebo, "nqp": nqp,
+        "baseline": baseline, "event": event, "placebo": placebo, "nqp": nqp, "table2": table2, "table4": table4,
         "dbt_ran": dbt_ran(summary),
         "paths": {"warehouse": summary.warehouse, "folder": str(folder), "md": str(folder / "report.md"),
                   "html": str(folder / "report.html"), "index": str(folder / "index.html")},
