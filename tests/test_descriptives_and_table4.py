@@ -93,4 +93,11 @@ def test_the_program_publishes_table2_and_table4_with_the_vintage(published):
     (report,) = home.reports.glob("*/report.md")
     text = report.read_text(encoding="utf-8")
     assert "the resilience study's Table 2" in text and "Kleibergen-Paap rk Wald F" in text
-    assert "16.38" in text
+    assert "16.38" in text and "Covariate balance of the PSM-DID matching" in text
+    # PSM-DID: the matched DID and the balance table, as a fresh run computes them
+    fresh_psm = resilience.run_table4_psm(con)
+    (coef,) = con.execute("select coef from main.estimates where model_id = 'table4_psm_nearest' and term = 'did' "
+                          "and vintage = ?", [vintage]).fetchone()
+    assert coef == pytest.approx(fresh_psm.result.coef["did"], rel=1e-9)
+    bias = dict(con.execute("select variable, bias_after from main.balance where vintage = ?", [vintage]).fetchall())
+    assert bias == pytest.approx(dict(zip(fresh_psm.balance.variable, fresh_psm.balance.bias_after)), rel=1e-9)

@@ -29,6 +29,7 @@ from estimation.engine.tables import Cell, Row, regression_table
 
 PANEL = "main.analysis_panel"
 UNIT, TIME, TREATMENT = "city_code", "year", "did"
+GROUP = "treat"  # the pilot-city indicator (time-invariant), matched on in PSM-DID
 FIXED_EFFECTS = (UNIT, TIME)
 CLUSTER = UNIT
 FE_LABELS = {"city_code": "City FE", "year": "Year FE"}
@@ -168,28 +169,58 @@ def _esc(text: str) -> str:
 # ---------------------------------------------------------------- 2SLS columns of an endogeneity table
 
 @dataclass
+class PSMEstimate:
+    """PSM-DID: the matching, its balance table and the DID on the matched rows."""
+
+    matching: object  # estimation.engine.psm.Matching
+    balance: pd.DataFrame
+    result: FeolsResult
+
+    def render_balance(self, fmt: str = "markdown", labels: Mapping[str, str] = TERM_LABELS) -> str:
+        head = ["Variable", "Treated (before)", "Control (before)", "Bias % (before)", "Treated (after)",
+                "Control (after)", "Bias % (after)", "Reduction %", "p (after)"]
+        body = [[labels.get(r.variable, r.variable), f"{r.mean_treated_before:.3f}", f"{r.mean_control_before:.3f}",
+                 f"{r.bias_before:.1f}", f"{r.mean_treated_after:.3f}", f"{r.mean_control_after:.3f}",
+                 f"{r.bias_after:.1f}", f"{r.reduction:.1f}", f"{r.p_after:.3f}"]
+                for r in self.balance.itertuples(index=False)]
+        m = self.matching
+        how = (f"1:1 nearest neighbour with replacement, caliper {m.caliper}" if m.method == "nearest"
+               else f"Epanechnikov kernel, bandwidth {m.bandwidth}")
+        note = (f"Per-year logit propensity score on the controls; {how}; common support. Matched rows: "
+                f"{m.n_treated} treated, {m.n_controls} control city-years. Bias = 100 (mean difference) / "
+                "sqrt of the mean of the unmatched variances; p from a (weighted) t-test after matching.")
+        return simple_table(head, body, note, fmt)
+
+
+@dataclass
 class IVEstimates:
     first_stage: FeolsResult  # OLS of the treatment on the instrument (+ controls, FE)
     second_stage: IVResult
 
-    def render(self, fmt: str = "markdown", labels: Mapping[str, str] = TERM_LABELS) -> str:
-        """The first stage and 2SLS side by side, with the Kleibergen-Paap rows (Stock-Yogo in [])."""
+    def render(self, fmt: str = "markdown", labels: Mapping[str, str] = TERM_LABELS,
+               psm: PSMEstimate | None = None) -> str:
+        """(PSM-DID,) the first stage and 2SLS side by side, with the Kleibergen-Paap rows
+        (Stock-Yogo in [])."""
         iv = self.second_stage
         instrument = iv.instruments[0]
-        tab = regression_table([self.first_stage, iv], terms=[iv.endogenous[0], instrument], labels=labels,
-                               controls=True, fe_labels=FE_LABELS, stats=("nobs", "r2"),
-                               model_names=["(2)", "(3)"])
+        models = ([psm.result] if psm else []) + [self.first_stage, iv]
+        names = ["(1)", "(2)", "(3)"][-len(models):]
+        tab = regression_table(models, terms=[iv.endogenous[0], instrument], labels=labels,
+                               controls=True, fe_labels=FE_LABELS, stats=("nobs", "r2"), model_names=names)
         d = iv.diagnostics
+        pad = [Cell("")] * (len(models) - 1)
         extra = []
         if "kp_rk_lm" in d:
             lm = d["kp_rk_lm"]
-            extra.append(Row("info", "Kleibergen-Paap rk LM", [Cell(""), Cell(f"{lm['statistic']:.3f}", _stars(lm["p"]))]))
+            extra.append(Row("info", "Kleibergen-Paap rk LM", pad + [Cell(f"{lm['statistic']:.3f}", _stars(lm["p"]))]))
             sy = f" [{d['stock_yogo_10pct']:.2f}]" if d.get("stock_yogo_10pct") else ""
-            extra.append(Row("info", "Kleibergen-Paap rk Wald F", [Cell(""), Cell(f"{d['kp_rk_wald_f']:.3f}{sy}")]))
-        extra.append(Row("info", "Cragg-Donald Wald F", [Cell(""), Cell(f"{d['cragg_donald_f']:.3f}")]))
+            extra.append(Row("info", "Kleibergen-Paap rk Wald F", pad + [Cell(f"{d['kp_rk_wald_f']:.3f}{sy}")]))
+        extra.append(Row("info", "Cragg-Donald Wald F", pad + [Cell(f"{d['cragg_donald_f']:.3f}")]))
         at = next(i for i, r in enumerate(tab.rows) if r.kind == "info")
         tab.rows[at:at] = extra
         tab.note += " Within [] the Stock-Yogo critical value for 10% maximal IV size."
+        if psm:
+            tab.note += " (1): PSM-DID on the matched city-years; (2): first stage; (3): 2SLS."
         return tab.render(fmt)
 
 
@@ -220,3 +251,27 @@ def persist_iv(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str, synthe
 def persist_descriptives_table(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str, table_id: str,
                                desc: Descriptives) -> int:
     return persist_descriptives(con, run_id, vintage, table_id, desc.table, desc.vif)
+
+
+def persist_psm(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str, synthetic: bool, model_id: str,
+                est: PSMEstimate) -> int:
+    """The matched DID into main.estimates, the balance table into main.balance."""
+    n = persist_results(con, run_id, vintage, synthetic, [(model_id, est.result.formula, est.result)])
+    con.execute(BALANCE_DDL)
+    frame = est.balance.assign(run_id=run_id, model_id=model_id, method=est.matching.method, vintage=vintage)
+    con.register("__cr_balance", frame)
+    try:
+        con.execute("insert into main.balance by name select *, now() as created_at from __cr_balance")
+    finally:
+        con.unregister("__cr_balance")
+    return n
+
+
+BALANCE_DDL = """
+create table if not exists main.balance (
+    run_id varchar not null, model_id varchar not null, method varchar, variable varchar not null,
+    mean_treated_before double, mean_control_before double, bias_before double,
+    mean_treated_after double, mean_control_after double, bias_after double, reduction double,
+    p_after double, vintage varchar, created_at timestamp not null
+)
+"""

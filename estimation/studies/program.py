@@ -25,9 +25,11 @@ from .common import (
     Descriptives,
     IVEstimates,
     ModelSpec,
+    PSMEstimate,
     persist_descriptives_table,
     persist_estimates,
     persist_iv,
+    persist_psm,
     persist_study,
 )
 
@@ -38,6 +40,7 @@ STUDIES: dict[str, Callable[[duckdb.DuckDBPyConnection], object]] = {
     "nqp_baseline": nqp.run_table3,
     "table2": resilience.run_table2,
     "table4_iv": resilience.run_table4_iv,
+    "table4_psm": resilience.run_table4_psm,
 }
 
 
@@ -50,6 +53,7 @@ class ProgramResults:
     panel_years: tuple[int, int]
     table2: Descriptives | None = None
     table4_iv: IVEstimates | None = None
+    table4_psm: PSMEstimate | None = None
 
     def figures(self, folder: Path) -> dict[str, str]:
         """Write the parallel-trends and placebo figures; return their file names."""
@@ -70,7 +74,7 @@ def program_results(con: duckdb.DuckDBPyConnection, results: dict) -> ProgramRes
     first, last = con.execute(f"select min(year), max(year) from {PANEL}").fetchone()
     return ProgramResults(results["baseline"], results["event_study"], results["placebo"],
                           results["nqp_baseline"], (int(first), int(last)), results.get("table2"),
-                          results.get("table4_iv"))
+                          results.get("table4_iv"), results.get("table4_psm"))
 
 
 def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
@@ -82,6 +86,7 @@ def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
     persist_estimates(con, vintage, vintage, synthetic, *results["nqp_baseline"])
     persist_descriptives_table(con, vintage, vintage, "table2", results["table2"])
     persist_iv(con, vintage, vintage, synthetic, "table4", results["table4_iv"])
+    persist_psm(con, vintage, vintage, synthetic, "table4_psm_nearest", results["table4_psm"])
     return program_results(con, results)
 
 

@@ -8,8 +8,9 @@ city and year fixed effects, CRV1 by city:
 * Table 3 (:func:`run_table3`), the event study k = -4...7 with base -1 and binned end points
   (:func:`run_event_study`), the placebo with 500 permutations of adoption across cities
   (:func:`run_placebo`);
-* Table 2 with the VIFs (:func:`run_table2`) and Table 4's 2SLS columns with the 1984-telephones
-  instrument and the Kleibergen-Paap statistics (:func:`run_table4_iv`);
+* Table 2 with the VIFs (:func:`run_table2`); Table 4: PSM-DID (:func:`run_table4_psm`) and the
+  2SLS columns with the 1984-telephones instrument and the Kleibergen-Paap statistics
+  (:func:`run_table4_iv`);
 * on the synthetic sample, the comparisons with the generator's ground truth
   (:func:`truth_comparison`, :func:`event_study_truth`).
 """
@@ -29,8 +30,10 @@ from .common import (
     TIME,
     TREATMENT,
     UNIT,
+    GROUP,
     Descriptives,
     IVEstimates,
+    PSMEstimate,
     ModelSpec,
     run_specs,
     run_study_event_study,
@@ -142,3 +145,22 @@ def run_table4_iv(con: duckdb.DuckDBPyConnection, relation=None) -> IVEstimates:
                   vcov={"CRV1": UNIT})
     second = feols(con, relation, iv_formula(), vcov={"CRV1": UNIT})
     return IVEstimates(first, second)
+
+
+
+# ------------------------------------------------------------ Table 4, column (1): PSM-DID
+
+def run_table4_psm(con: duckdb.DuckDBPyConnection, relation=PANEL, method: str = "nearest") -> PSMEstimate:
+    """PSM-DID: per-year logit of the pilot-city indicator on the controls, 1:1 nearest neighbour
+    with replacement within a 0.05 caliper (or Epanechnikov kernel, h = 0.06), common support;
+    then Table 3's column (4) on the matched rows (kernel: weighted)."""
+    from estimation.engine.psm import balance, match, matched_relation
+    from estimation.engine.sqlutil import temp_scope
+
+    matching = match(con, relation, UNIT, TIME, GROUP, CONTROLS, method=method)
+    table = balance(con, relation, UNIT, TIME, GROUP, matching)
+    with temp_scope(con) as scope:
+        matched = matched_relation(con, scope, relation, UNIT, TIME, matching)
+        result = feols(con, matched, placebo_formula(), vcov={"CRV1": UNIT},
+                       weights="match_weight" if method == "kernel" else None)
+    return PSMEstimate(matching, table, result)

@@ -141,9 +141,12 @@ def table4_results(estimation) -> dict | None:
     weak = d.get("kp_rk_wald_f", d["cragg_donald_f"]) < (d.get("stock_yogo_10pct") or 0)
     verdict = ("the instrument is weak by the Stock-Yogo rule (rk Wald F below the 10% maximal-size value)"
                if weak else "the rk Wald F exceeds the Stock-Yogo value for 10% maximal size")
-    return {"title": "Endogeneity: 2SLS with the 1984-telephones instrument (the resilience study's Table 4, "
-                     "columns 2-3)",
-            "markdown": estimation.table4_iv.render("markdown"), "html": estimation.table4_iv.render("html"),
+    return {"title": "Endogeneity: PSM-DID and 2SLS with the 1984-telephones instrument (the resilience "
+                     "study's Table 4)",
+            "markdown": estimation.table4_iv.render("markdown", psm=estimation.table4_psm),
+            "html": estimation.table4_iv.render("html", psm=estimation.table4_psm),
+            "balance_markdown": estimation.table4_psm.render_balance("markdown") if estimation.table4_psm else "",
+            "balance_html": estimation.table4_psm.render_balance("html") if estimation.table4_psm else "",
             "verdict": f"Instrument: 1984 fixed telephones per 100 people x the previous year's national internet "
                        f"users; {verdict}.",
             "note": "The synthetic sample's generator does not yet make this instrument valid by construction, "
