@@ -109,7 +109,8 @@ def test_estimates_validation_and_provenance_are_published(published):
     estimates = query(home, "select model_id, term, coef, se, vintage, synthetic from estimates")
     assert set(estimates["model_id"]) == ({f"table3_col{i}" for i in range(1, 5)}
                                           | {f"nqp_table3_col{i}" for i in range(1, 5)}
-                                          | {"event_study", "placebo"})
+                                          | {"event_study", "placebo", "table4_first_stage", "table4_2sls",
+                                             "table4_psm_nearest"})
     draws = query(home, "select count(*) as n, count(distinct draw) as d from placebo_draws")
     assert draws["n"].iloc[0] == draws["d"].iloc[0] == 500
     assert (estimates["vintage"] == result["vintage"]).all() and estimates["synthetic"].all()
