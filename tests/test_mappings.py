@@ -121,3 +121,11 @@ def test_a_broken_mapping_file_stops_a_refresh_with_words_not_a_traceback(tmp_pa
     assert out.returncode == 2, out.stdout + out.stderr
     assert "mappings/units.csv line 2: factor '-1' must be a positive number" in out.stdout
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_a_header_map_in_cityres_toml_points_to_the_mapping_files(tmp_path):
+    home = Home(tmp_path)
+    (tmp_path / "cityres.toml").write_text('[header_map]\n"GDP(万元)" = "gdp"\n', encoding="utf-8")
+    (problem,) = check_config(home)
+    assert problem.startswith("cityres.toml: unknown table [header_map]")
+    assert "mappings are CSV files in $CITYRES_HOME/mappings/ (docs/deliveries.md)" in problem

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from wap_fixtures import published_data_digest
 
+from estimation.studies.resilience import robustness_checks
 from warehouse.paths import Home
 from warehouse.sample import write_sample
 
@@ -110,7 +111,8 @@ def test_estimates_validation_and_provenance_are_published(published):
     assert set(estimates["model_id"]) == ({f"table3_col{i}" for i in range(1, 5)}
                                           | {f"nqp_table3_col{i}" for i in range(1, 5)}
                                           | {"event_study", "placebo", "table4_first_stage", "table4_2sls",
-                                             "table4_psm_nearest"})
+                                             "table4_psm_nearest"}
+                                          | {model_id for model_id, *_ in robustness_checks()})
     draws = query(home, "select count(*) as n, count(distinct draw) as d from placebo_draws")
     assert draws["n"].iloc[0] == draws["d"].iloc[0] == 500
     assert (estimates["vintage"] == result["vintage"]).all() and estimates["synthetic"].all()

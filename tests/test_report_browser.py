@@ -90,8 +90,8 @@ def test_index_html_renders_every_figure_and_table_offline(refreshed, artifacts)
     assert len(names) == 6, names  # top/bottom, map, by year, treated vs control, event study, placebo
     assert all(i["complete"] and i["width"] > 0 and i["src"].startswith("data:image/png") for i in checks["images"])
     assert len(checks["tables"]) >= 8 and all(rows > 0 for rows in checks["tables"][:4])
-    assert checks["sections"][:9] == ["summary", "index", "top-cities", "table2", "baseline", "event-study", "placebo",
-                                      "table4", "nqp"]
+    assert checks["sections"][:10] == ["summary", "index", "top-cities", "table2", "baseline", "event-study",
+                                       "placebo", "table4", "robustness", "nqp"]
     assert "SYNTHETIC SAMPLE DATA" in checks["banner"]
     assert opened is True
     for shot in ("index.png", "index-expanded.png"):

@@ -154,7 +154,9 @@ def _toml_problems(home: Home) -> list[str]:
     problems = []
     for table, content in data.items():
         if table not in _KEYS:
-            problems.append(f"unknown table [{table}] (known: {', '.join('[' + t + ']' for t in _KEYS)})")
+            hint = ("; header, unit and city mappings are CSV files in $CITYRES_HOME/mappings/ "
+                    "(docs/deliveries.md)") if "map" in table.lower() or "header" in table.lower() else ""
+            problems.append(f"unknown table [{table}] (known: {', '.join('[' + t + ']' for t in _KEYS)}){hint}")
             continue
         if table == "deliveries":
             problems += _delivery_problems(content)

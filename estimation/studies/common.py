@@ -275,3 +275,26 @@ create table if not exists main.balance (
     p_after double, vintage varchar, created_at timestamp not null
 )
 """
+
+
+# ---------------------------------------------------------------- robustness table
+
+@dataclass
+class Robustness:
+    """One specification under several checks (each a column), the baseline first."""
+
+    specs: list[ModelSpec]
+    labels: list[str]
+    results: list[FeolsResult]
+
+    def render(self, fmt: str = "markdown", labels: Mapping[str, str] = TERM_LABELS) -> str:
+        tab = regression_table(self.results, terms=[self.specs[0].regressors[0]], labels=labels, controls=True,
+                               fe_labels=FE_LABELS, stats=("nobs", "r2"),
+                               model_names=[f"({i}) {lab}" for i, lab in enumerate(self.labels, start=1)])
+        return tab.render(fmt)
+
+
+def persist_robustness(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str, synthetic: bool,
+                       est: Robustness) -> int:
+    return persist_results(con, run_id, vintage, synthetic,
+                           [(spec.model_id, spec.formula, r) for spec, r in zip(est.specs, est.results)])

@@ -26,10 +26,12 @@ from .common import (
     IVEstimates,
     ModelSpec,
     PSMEstimate,
+    Robustness,
     persist_descriptives_table,
     persist_estimates,
     persist_iv,
     persist_psm,
+    persist_robustness,
     persist_study,
 )
 
@@ -41,6 +43,7 @@ STUDIES: dict[str, Callable[[duckdb.DuckDBPyConnection], object]] = {
     "table2": resilience.run_table2,
     "table4_iv": resilience.run_table4_iv,
     "table4_psm": resilience.run_table4_psm,
+    "robustness": resilience.run_robustness,
 }
 
 
@@ -54,6 +57,7 @@ class ProgramResults:
     table2: Descriptives | None = None
     table4_iv: IVEstimates | None = None
     table4_psm: PSMEstimate | None = None
+    robustness: Robustness | None = None
 
     def figures(self, folder: Path) -> dict[str, str]:
         """Write the parallel-trends and placebo figures; return their file names."""
@@ -74,7 +78,7 @@ def program_results(con: duckdb.DuckDBPyConnection, results: dict) -> ProgramRes
     first, last = con.execute(f"select min(year), max(year) from {PANEL}").fetchone()
     return ProgramResults(results["baseline"], results["event_study"], results["placebo"],
                           results["nqp_baseline"], (int(first), int(last)), results.get("table2"),
-                          results.get("table4_iv"), results.get("table4_psm"))
+                          results.get("table4_iv"), results.get("table4_psm"), results.get("robustness"))
 
 
 def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
@@ -87,6 +91,7 @@ def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
     persist_descriptives_table(con, vintage, vintage, "table2", results["table2"])
     persist_iv(con, vintage, vintage, synthetic, "table4", results["table4_iv"])
     persist_psm(con, vintage, vintage, synthetic, "table4_psm_nearest", results["table4_psm"])
+    persist_robustness(con, vintage, vintage, synthetic, results["robustness"])
     return program_results(con, results)
 
 

@@ -34,6 +34,7 @@ from .common import (
     Descriptives,
     IVEstimates,
     PSMEstimate,
+    Robustness,
     ModelSpec,
     run_specs,
     run_study_event_study,
@@ -164,3 +165,42 @@ def run_table4_psm(con: duckdb.DuckDBPyConnection, relation=PANEL, method: str =
         result = feols(con, matched, placebo_formula(), vcov={"CRV1": UNIT},
                        weights="match_weight" if method == "kernel" else None)
     return PSMEstimate(matching, table, result)
+
+
+# ------------------------------------------------------------ robustness: Table 3 column (4) re-run
+
+MUNICIPALITIES = ("110000", "120000", "310000", "500000")  # Beijing, Tianjin, Shanghai, Chongqing
+CONTINUOUS = (OUTCOME, *CONTROLS)
+WINSOR_P = 0.01
+
+
+def winsorised(panel: str = PANEL, columns=CONTINUOUS, p: float = WINSOR_P) -> str:
+    """The panel with each column clipped at its p and 1 - p quantiles over the whole sample
+    (quantile_cont: linear interpolation, as numpy's default; the dbt macro `winsorize`)."""
+    clipped = ", ".join(f"least(greatest({c}, quantile_cont({c}, {p}) over ()), "
+                        f"quantile_cont({c}, {1 - p}) over ()) as {c}" for c in columns)
+    return f"select * replace ({clipped}) from {panel}"
+
+
+def robustness_checks(panel: str = PANEL) -> list[tuple[str, str, str, str]]:
+    """(model id, column label, relation, outcome) of each robustness column."""
+    return [
+        ("robust_baseline", "Baseline", panel, OUTCOME),
+        ("robust_winsorised", "Winsorised 1%", winsorised(panel), OUTCOME),
+        ("robust_excl_2020_2022", "Excl. 2020-2022", f"select * from {panel} where year not between 2020 and 2022",
+         OUTCOME),
+        ("robust_excl_municipalities", "Excl. municipalities",
+         f"select * from {panel} where city_code not in ({', '.join(repr(c) for c in MUNICIPALITIES)})", OUTCOME),
+        ("robust_2014_2019", "2014-2019", f"select * from {panel} where year between 2014 and 2019", OUTCOME),
+        ("robust_martin_sunley", "Martin-Sunley", panel, "sensitivity"),
+    ]
+
+
+def run_robustness(con: duckdb.DuckDBPyConnection, panel: str = PANEL) -> Robustness:
+    """Table 3's column (4) under each robustness check, CRV1 by city."""
+    checks = robustness_checks(panel)
+    specs = [ModelSpec(model_id, outcome, (TREATMENT, *CONTROLS), (UNIT, TIME), CONTROLS)
+             for model_id, _, _, outcome in checks]
+    results = [feols(con, relation, spec.formula, vcov={"CRV1": UNIT})
+               for spec, (_, _, relation, _) in zip(specs, checks)]
+    return Robustness(specs, [label for _, label, _, _ in checks], results)

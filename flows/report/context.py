@@ -23,7 +23,7 @@ PERMUTATIONS = {"adoption": "random adoption assignments", "units": "random assi
 
 # How links and the contents line name a section (its heading is the full title).
 SHORT_TITLES = {"summary": "Summary", "index": "Index", "top-cities": "Top cities", "baseline": "Table 3",
-                "event-study": "Event study", "placebo": "Placebo", "nqp": "NQP Table 3", "table2": "Table 2", "table4": "Table 4 (2SLS)",
+                "event-study": "Event study", "placebo": "Placebo", "nqp": "NQP Table 3", "table2": "Table 2", "table4": "Table 4 (2SLS)", "robustness": "Robustness",
                 "treated-control": "Pilot vs other cities", "files": "Files", "dbt": "dbt build",
                 "changes": "Changes", "imputed": "Imputed cells", "names": "Names", "expectations": "Expectations",
                 "revisions": "Revisions", "where": "Paths"}
@@ -153,6 +153,16 @@ def table4_results(estimation) -> dict | None:
                     "so no ground truth is stated for the 2SLS estimate."}
 
 
+def robustness_results(estimation) -> dict | None:
+    if estimation.robustness is None:
+        return None
+    return {"title": "Robustness: Table 3 column (4) under each check",
+            "markdown": estimation.robustness.render("markdown"), "html": estimation.robustness.render("html"),
+            "note": "Winsorised: every continuous variable clipped at its 1st and 99th percentiles; the "
+                    "municipalities are Beijing, Tianjin, Shanghai and Chongqing; Martin-Sunley: the sensitivity "
+                    "index of the NQP-resilience study's eq. (1) as the outcome."}
+
+
 def nqp_results(estimation) -> dict:
     from estimation.studies.common import table3
 
@@ -280,13 +290,14 @@ def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground
     study_figures = study_figures or {}
     figures_by_name = {f.name: f for f in index_figures or []}
 
-    baseline = event = placebo = nqp = table2 = table4 = None
+    baseline = event = placebo = nqp = table2 = table4 = robustness = None
     if estimation is not None:
         baseline = baseline_results(estimation, ground_truth)
         event = event_study_results(estimation, ground_truth)
         placebo = placebo_results(estimation)
         nqp = nqp_results(estimation)
         table2, table4 = table2_results(estimation), table4_results(estimation)
+        robustness = robustness_results(estimation)
 
     checks = _checks(summary, facts, critical, warnings)
     sections = [Section("summary", "Summary", "summary")]
@@ -307,6 +318,8 @@ def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground
                                 [study_figures["placebo"]] if "placebo" in study_figures else []))
         if table4:
             sections.append(Section("table4", table4["title"], "results"))
+        if robustness:
+            sections.append(Section("robustness", robustness["title"], "results"))
         sections.append(Section("nqp", nqp["title"], "results"))
     elif "treated_control" in figures_by_name:
         sections.append(Section("treated-control", "Pilot cities vs the others", "results",
@@ -338,7 +351,7 @@ def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground
         # details whose check failed are shown open: a refused load shows why without a click
         "open_sections": sorted({item["href"][1:] for item in checks if item["mark"] == "fail" and item["href"]}),
         "top_cities": top_cities or [],
-        "baseline": baseline, "event": event, "placebo": placebo, "nqp": nqp, "table2": table2, "table4": table4,
+        "baseline": baseline, "event": event, "placebo": placebo, "nqp": nqp, "table2": table2, "table4": table4, "robustness": robustness,
         "dbt_ran": dbt_ran(summary),
         "paths": {"warehouse": summary.warehouse, "folder": str(folder), "md": str(folder / "report.md"),
                   "html": str(folder / "report.html"), "index": str(folder / "index.html")},
