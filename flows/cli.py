@@ -13,6 +13,7 @@ from rich.table import Table
 
 from flows.cli_common import HomeOption, resolve_home
 from flows.estimate_cli import estimate_app
+from flows.index_cli import index_app
 from flows.landing_cli import landing_app, mappings_app
 from flows.query_cli import query, sql_shell
 from warehouse.paths import Home
@@ -269,6 +270,7 @@ app.command("sql")(sql_shell)
 app.add_typer(estimate_app, name="estimate")
 app.add_typer(landing_app, name="landing")
 app.add_typer(mappings_app, name="mappings")
+app.add_typer(index_app, name="index")
 from flows.report.command import report_command  # noqa: E402  (`cityres report`: the path of a report)
 app.command("report")(report_command)
 
