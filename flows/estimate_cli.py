@@ -235,6 +235,39 @@ def estimate_baseline(
     console.print(table3(specs, results, fmt), markup=False, highlight=False)
 
 
+@estimate_app.command("all")
+def estimate_all(
+    home: Optional[Path] = HomeOption,
+    fmt: str = typer.Option("markdown", "--format", help="markdown | html"),
+) -> None:
+    """The whole program of the studies on the published warehouse (read-only, nothing written):
+    Tables 2, 3 and 4 with the balance table, the robustness table, the NQP study's Table 3, the
+    event study's pre-trend test and the placebo's randomisation p-value."""
+    from estimation.studies.common import table3
+    from estimation.studies.program import STUDIES, program_results, run_study
+
+    if fmt not in ("markdown", "html"):
+        _fail("--format must be markdown or html")
+    with _open_data("analysis_panel", home) as (con, _):
+        program = _run(lambda: program_results(con, {name: run_study(con, name) for name in STUDIES}))
+    blocks = [("Table 2: descriptive statistics and VIFs", program.table2.render(fmt)),
+              ("Table 3: baseline DID", table3(*program.baseline, fmt)),
+              ("Table 4: PSM-DID and 2SLS", program.table4_iv.render(fmt, psm=program.table4_psm)),
+              ("Table 4: covariate balance of the PSM-DID matching", program.table4_psm.render_balance(fmt)),
+              ("Robustness", program.robustness.render(fmt)),
+              ("The NQP study's Table 3", table3(*program.nqp_baseline, fmt, adj_r2=True))]
+    es, placebo = program.event_study, program.placebo
+    facts = []
+    if es.pretrend is not None:
+        facts.append(f"Event study: joint test of the leads F({es.pretrend.df1}, {es.pretrend.df2}) = "
+                     f"{es.pretrend.f:.3f}, p = {es.pretrend.p_f:.4g}.")
+    facts.append(f"Placebo ({placebo.n_valid} valid draws): randomisation p-value {placebo.ri_p_value:.4g}.")
+    for title, body in blocks:
+        heading = f"<h2>{title}</h2>" if fmt == "html" else f"## {title}"
+        console.print(f"{heading}\n\n{body}", markup=False, highlight=False)
+    console.print("\n".join(facts), markup=False, highlight=False)
+
+
 @estimate_app.command("twfe")
 def estimate_twfe(
     formula: str = typer.Option(..., "--formula", help='fixest syntax, e.g. "y ~ d + x1 | unit + year"'),

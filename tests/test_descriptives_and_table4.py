@@ -135,3 +135,14 @@ def test_robustness_columns_equal_pyfixest_on_data_prepared_in_pandas(published)
     assert persisted == {spec.model_id for spec in rob.specs}
     (report,) = home.reports.glob("*/report.md")
     assert "Robustness: Table 3 column (4) under each check" in report.read_text(encoding="utf-8")
+
+
+def test_cityres_estimate_all_prints_the_whole_program(published_sample):
+    from wap_fixtures import cli
+
+    out = cli(published_sample, "estimate", "all", timeout=300)  # its own process: a read-only sandbox
+    assert out.returncode == 0, out.stdout + out.stderr
+    for title in ("Table 2: descriptive statistics and VIFs", "Table 3: baseline DID", "Table 4: PSM-DID and 2SLS",
+                  "Robustness", "The NQP study's Table 3", "randomisation p-value"):
+        assert title in out.stdout
+    assert "Kleibergen-Paap rk Wald F" in out.stdout
