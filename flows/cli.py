@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from flows.cli_common import HomeOption, resolve_home
+from flows.cli_common import HomeOption, check_config_or_exit, resolve_home
 from flows.estimate_cli import estimate_app
 from flows.index_cli import index_app
 from flows.landing_cli import landing_app, mappings_app
@@ -45,17 +45,6 @@ def sample(
     summary = write_sample(out, seed=seed, start_year=start_year, end_year=end_year, firm_scale=firm_scale)
     console.print(f"[bold]SYNTHETIC[/bold] sample written to {out} "
                   f"({len(summary['files'])} files, {summary['seconds']:.1f} s); ground truth: {summary['ground_truth']}")
-
-
-def _check_config_or_exit(home: Home) -> None:
-    """cityres.toml is checked before anything runs: one line per problem, exit 2."""
-    from warehouse.settings import check_config
-
-    problems = check_config(home)
-    if problems:
-        for line in problems:
-            console.print(f"[red]✗[/red] {escape(line)}", highlight=False)
-        raise typer.Exit(2)
 
 
 def _run_refresh(home: Home, retry_failed: bool = False) -> dict:
@@ -126,7 +115,7 @@ def refresh(
     is running (waited [refresh] lock_wait_seconds).
     """
     h = resolve_home(home)
-    _check_config_or_exit(h)
+    check_config_or_exit(h)
     result = _run_refresh(h, retry_failed)
     _print_refresh(result)
     if result["report"]:
@@ -150,7 +139,7 @@ def validate(
     reports/; exits 1 when a critical expectation fails (dry run: when the load would be refused).
     """
     h = resolve_home(home)
-    _check_config_or_exit(h)
+    check_config_or_exit(h)
     if landing is not None:
         if not landing.is_dir():
             console.print(f"[red]no folder {landing}[/]")
@@ -197,7 +186,7 @@ def serve(
     from warehouse.settings import load_serve_settings
 
     h = resolve_home(home)
-    _check_config_or_exit(h)
+    check_config_or_exit(h)
     settings = load_serve_settings(h)
     overrides = {"cron": cron, "port": port, "poll_seconds": poll_seconds, "settle_seconds": settle_seconds}
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
@@ -221,7 +210,7 @@ def demo(
     from warehouse.sample import write_sample
 
     h = resolve_home(home)
-    _check_config_or_exit(h)
+    check_config_or_exit(h)
     h.ensure()
     started = time.perf_counter()
     if not any(p for p in h.landing.rglob("*") if p.is_file()):

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 
 from warehouse.paths import Home
 
@@ -35,3 +37,15 @@ def resolve_home(home: Optional[Path]) -> Home:
     h = Home(home.resolve()) if home else Home.from_env()
     configure_environment(h)
     return h
+
+
+def check_config_or_exit(home: Home) -> None:
+    """cityres.toml and the mapping files are checked before anything runs: one line per problem, exit 2."""
+    from warehouse.settings import check_config
+
+    problems = check_config(home)
+    if problems:
+        console = Console(soft_wrap=True)
+        for line in problems:
+            console.print(f"[red]✗[/red] {escape(line)}", highlight=False)
+        raise typer.Exit(2)

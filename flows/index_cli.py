@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -11,12 +10,11 @@ import typer
 from rich.console import Console
 
 from flows.cli_common import HomeOption
-from flows.estimate_cli import DataOption, _fail, _open_data, _records, _require_columns
+from flows.estimate_cli import _SELECT, DataOption, _fail, _open_data, _records, _require_columns
 
 console = Console(soft_wrap=True)
 index_app = typer.Typer(add_completion=False, no_args_is_help=True,
                         help="Composite indices on any table, with the warehouse's own SQL.")
-_SELECT = re.compile(r"^\s*\(?\s*(select|with|from)\b", re.I)
 JsonCsvOption = typer.Option("json", "--format", help="json | csv")
 
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from flows.cli_common import HomeOption, resolve_home
+from flows.cli_common import HomeOption, check_config_or_exit, resolve_home
 from warehouse.paths import Home
 
 console = Console(soft_wrap=True)
@@ -26,13 +26,8 @@ SEEN = ("failed", "refused")  # refusals a refresh does not repeat until the fil
 
 def _config_or_exit(home: Home):
     from warehouse.deliveries import DeliveryConfig
-    from warehouse.settings import check_config
 
-    problems = check_config(home)
-    if problems:
-        for line in problems:
-            console.print(f"[red]✗[/red] {escape(line)}", highlight=False)
-        raise typer.Exit(2)
+    check_config_or_exit(home)
     return DeliveryConfig.for_home(home)
 
 

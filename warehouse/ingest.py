@@ -235,7 +235,7 @@ def ingest_landing(con: duckdb.DuckDBPyConnection, landing: Path, archive_dir: P
     plan = plan_landing(con, landing, config, retry_failed, cache_path)
     for item in plan.skip:
         summary.files.append(FileLoad(item.source, item.path.relative_to(landing).as_posix(), item.sha256, "skipped"))
-    known = manifest_hashes(con) | manifest_hashes(con, "failed")
+    known = manifest_hashes(con, "loaded", "failed")
     for rejected in landing_rejects(landing):
         file_name = rejected.path.relative_to(landing).as_posix()
         if rejected.fingerprint in known and not retry_failed:

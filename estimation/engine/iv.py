@@ -46,6 +46,7 @@ from .inference import t_inference, wald_test
 from .model import INTERCEPT, _estimation_sample
 from .moments import cross_products, residual_moments, score_meat
 from .result import FeolsResult
+from .sqlutil import temp_scope
 from .vcov import SSC, compute_vcov, parse_vcov
 
 # Stock and Yogo (2005) critical values for 10% maximal IV size, one endogenous regressor,
@@ -61,11 +62,7 @@ class IVFormula:
     instruments: tuple[str, ...]
 
     def __str__(self) -> str:
-        rhs = " + ".join(str(t) for t in self.main.rhs) if self.main.rhs else "1"
-        out = f"{self.main.y} ~ {rhs}"
-        if self.main.fe:
-            out += " | " + " + ".join(self.main.fe)
-        return out + f" | {' + '.join(self.endogenous)} ~ {' + '.join(self.instruments)}"
+        return f"{self.main} | {' + '.join(self.endogenous)} ~ {' + '.join(self.instruments)}"
 
 
 def parse_iv_formula(text: str) -> IVFormula:
@@ -150,7 +147,7 @@ def feiv(
     everything = Formula(y=spec.main.y, x=(*spec.main.x, *spec.endogenous, *spec.instruments), fe=spec.main.fe,
                          rhs=(*spec.main.rhs, *spec.endogenous, *spec.instruments))
     has_fe = bool(spec.main.fe)
-    with _scope(con) as scope:
+    with temp_scope(con) as scope:
         sample, col_stats = _estimation_sample(con, scope, relation, everything, clusters, weights, fixef_rm)
         # the fixed effects are partialled out of every column (no dummy regressors: the
         # instruments' projection needs the full partialling)
@@ -224,12 +221,6 @@ def feiv(
                "fe_nested_in_cluster": dict(zip(spec.main.fe, sample.fe_nested_in_cluster))},
         endogenous=spec.endogenous, instruments=spec.instruments, first_stages=first, diagnostics=diagnostics,
     )
-
-
-def _scope(con):
-    from .sqlutil import temp_scope
-
-    return temp_scope(con)
 
 
 def _check_rank(gram, ref_ss, iw, iq, names, tol) -> None:
