@@ -241,8 +241,9 @@ def estimate_all(
     fmt: str = typer.Option("markdown", "--format", help="markdown | html"),
 ) -> None:
     """The whole program of the studies on the published warehouse (read-only, nothing written):
-    Tables 2, 3 and 4 with the balance table, the robustness table, the NQP study's Table 3, the
-    event study's pre-trend test and the placebo's randomisation p-value."""
+    Tables 2, 3 and 4 with the balance table, the robustness table, the NQP study's Table 3 and
+    robustness table, the NQP -> resilience study's 2SLS, the specification curve over the index,
+    the event study's pre-trend test and the placebo's randomisation p-value."""
     from estimation.studies.common import table3
     from estimation.studies.program import STUDIES, program_results, run_study
 
@@ -255,13 +256,17 @@ def estimate_all(
               ("Table 4: PSM-DID and 2SLS", program.table4_iv.render(fmt, psm=program.table4_psm)),
               ("Table 4: covariate balance of the PSM-DID matching", program.table4_psm.render_balance(fmt)),
               ("Robustness", program.robustness.render(fmt)),
-              ("The NQP study's Table 3", table3(*program.nqp_baseline, fmt, adj_r2=True))]
+              ("The NQP study's Table 3", table3(*program.nqp_baseline, fmt, adj_r2=True)),
+              ("The NQP study's robustness table", program.nqp_robustness.render(fmt)),
+              ("The NQP -> resilience study's Table 4: 2SLS with lagged NQP", program.nqp_resilience_iv.render(fmt)),
+              ("Specification curve over the resilience index", program.spec_curve.render(fmt))]
     es, placebo = program.event_study, program.placebo
     facts = []
     if es.pretrend is not None:
         facts.append(f"Event study: joint test of the leads F({es.pretrend.df1}, {es.pretrend.df2}) = "
                      f"{es.pretrend.f:.3f}, p = {es.pretrend.p_f:.4g}.")
     facts.append(f"Placebo ({placebo.n_valid} valid draws): randomisation p-value {placebo.ri_p_value:.4g}.")
+    facts.append(f"Specification curve: {program.spec_curve.summary_line()}")
     for title, body in blocks:
         heading = f"<h2>{title}</h2>" if fmt == "html" else f"## {title}"
         console.print(f"{heading}\n\n{body}", markup=False, highlight=False)

@@ -12,6 +12,7 @@ from oracles import COEF_TOL, SE_RTOL
 
 from estimation.engine.descriptives import describe, vif
 from estimation.studies import resilience
+from estimation.studies.common import PANEL, winsorised
 
 
 @pytest.fixture()
@@ -99,7 +100,8 @@ def test_the_program_publishes_table2_and_table4_with_the_vintage(published):
     (coef,) = con.execute("select coef from main.estimates where model_id = 'table4_psm_nearest' and term = 'did' "
                           "and vintage = ?", [vintage]).fetchone()
     assert coef == pytest.approx(fresh_psm.result.coef["did"], rel=1e-9)
-    bias = dict(con.execute("select variable, bias_after from main.balance where vintage = ?", [vintage]).fetchall())
+    bias = dict(con.execute("select variable, bias_after from main.balance where vintage = ? "
+                            "and model_id = 'table4_psm_nearest'", [vintage]).fetchall())
     assert bias == pytest.approx(dict(zip(fresh_psm.balance.variable, fresh_psm.balance.bias_after)), rel=1e-9)
 
 
@@ -113,7 +115,7 @@ def test_robustness_columns_equal_pyfixest_on_data_prepared_in_pandas(published)
     for c in resilience.CONTINUOUS:
         lo, hi = np.quantile(panel[c].dropna(), [0.01, 0.99])  # linear interpolation, as quantile_cont
         wins[c] = panel[c].clip(lo, hi)
-    ours_wins = con.execute(resilience.winsorised()).df().sort_values(["city_code", "year"]).reset_index(drop=True)
+    ours_wins = con.execute(winsorised(PANEL, resilience.CONTINUOUS)).df().sort_values(["city_code", "year"]).reset_index(drop=True)
     wins = wins.sort_values(["city_code", "year"]).reset_index(drop=True)
     for c in resilience.CONTINUOUS:
         assert np.allclose(ours_wins[c], wins[c], rtol=1e-12, atol=0)

@@ -19,6 +19,7 @@ import pandas as pd
 from warehouse.paths import DBT_PROJECT_DIR
 
 MACROS = DBT_PROJECT_DIR / "macros" / "entropy_weights.sql"
+WINSORIZE = DBT_PROJECT_DIR / "macros" / "winsorize.sql"
 INDEX = "custom"
 
 
@@ -58,6 +59,24 @@ def parse_indicators(text: str, dimensions: str | None = None) -> list[Indicator
 def _macro(call: str) -> str:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     return env.from_string(MACROS.read_text(encoding="utf-8") + "\n" + call).render().strip()
+
+
+def _render(path, call: str, **context) -> str:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    return env.from_string(path.read_text(encoding="utf-8") + "\n" + call).render(**context).strip()
+
+
+def normalise_sql(inputs: str) -> str:
+    """The macro ``normalise_indicators`` on ``inputs`` (a table shaped like
+    intermediate.int_index_inputs): its rows under both scopes with ``normalised``."""
+    return _render(MACROS, "{{ normalise_indicators(inputs) }}", inputs=inputs)
+
+
+def winsorize_sql(expr: str, p: float = 0.01, partition_by: str | None = None) -> str:
+    """The dbt macro ``winsorize``: ``expr`` clipped at its p and 1 - p quantiles (quantile_cont),
+    over the whole relation or within ``partition_by``. NULL stays NULL only if the caller guards
+    it: DuckDB's greatest/least ignore NULL arguments."""
+    return _render(WINSORIZE, "{{ winsorize(expr, p, partition_by) }}", expr=expr, p=p, partition_by=partition_by)
 
 
 def _ident(name: str) -> str:

@@ -81,3 +81,33 @@ def placebo_figure(coefs: np.ndarray, pvalues: np.ndarray, real: float, ri_p: fl
               bbox_to_anchor=(0.5, -0.14), ncol=3)
     ax.set_title(title)
     return _save(fig, path)
+
+
+def _density(ax, values: np.ndarray, weights: np.ndarray | None, grid: np.ndarray, **style) -> None:
+    from scipy.stats import gaussian_kde
+
+    if len(values) > 1 and np.ptp(values) > 0:
+        ax.plot(grid, gaussian_kde(values, weights=weights)(grid), **style)
+
+
+def pscore_density_figure(scores: pd.DataFrame, matched: pd.DataFrame, path: Path, title: str) -> Path:
+    """Kernel densities of the propensity score, treated vs controls, before matching (every row
+    of the sample) and after (matched rows, weighted by their matching weights)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.8), sharey=True)
+    grid = np.linspace(0.0, 1.0, 400)
+    panels = ((axes[0], scores, None, "before matching"), (axes[1], matched, "weight", "after matching"))
+    for ax, frame, weight, label in panels:
+        for treated, colour, name in ((True, "#b22222", "pilot cities"), (False, "#1f4e79", "other cities")):
+            part = frame[frame["treated"].astype(bool) == treated]
+            w = None if weight is None else part[weight].to_numpy(dtype=float)
+            _density(ax, part["pscore"].to_numpy(dtype=float), w, grid, color=colour, lw=1.5,
+                     label=f"{name} (n = {len(part)})")
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("propensity score")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(bottom=0)
+        ax.legend(frameon=False, fontsize=8)
+    axes[0].set_ylabel("density")
+    fig.suptitle(title, fontsize=11)
+    return _save(fig, path)

@@ -47,6 +47,12 @@ TERM_LABELS = {
     "Intercept": "Constant",
     "res": "RES",
     "iv_phones_internet": "IV",
+    "nqp": "NQP",
+    "nqp_h": "NQP",
+    "nqp_h_lag1": "IV (NQP, t-1)",
+    "sensitivity": "ER",
+    "sci_expenditure_share": "FTE",
+    "deposits_loans_to_gdp": "FEF",
 }
 
 
@@ -191,6 +197,40 @@ class PSMEstimate:
                 "sqrt of the mean of the unmatched variances; p from a (weighted) t-test after matching.")
         return simple_table(head, body, note, fmt)
 
+    def plot(self, path, title: str = "Propensity scores before and after matching"):
+        """Densities of the propensity score, pilot vs other cities, before and after matching."""
+        from estimation.engine.figures import pscore_density_figure
+
+        return pscore_density_figure(self.matching.scores, self.matching.rows, path, title)
+
+
+def psm_did(con: duckdb.DuckDBPyConnection, relation, outcome: str, controls: Sequence[str],
+            method: str = "nearest") -> PSMEstimate:
+    """PSM-DID as the studies run it: per-year logit of the pilot-city indicator on the controls,
+    matching (``nearest``: 1:1 with replacement, caliper; ``kernel``: Epanechnikov), common
+    support; then the baseline DID with controls and city and year FE on the matched rows (kernel:
+    weighted by the matching weights), CRV1 by city."""
+    from estimation.engine.psm import balance, match, matched_relation
+    from estimation.engine.sqlutil import temp_scope
+
+    matching = match(con, relation, UNIT, TIME, GROUP, controls, method=method)
+    table = balance(con, relation, UNIT, TIME, GROUP, matching)
+    formula = f"{outcome} ~ {' + '.join((TREATMENT, *controls))} | {UNIT} + {TIME}"
+    with temp_scope(con) as scope:
+        matched = matched_relation(con, scope, relation, UNIT, TIME, matching)
+        result = feols(con, matched, formula, vcov={"CRV1": UNIT},
+                       weights="match_weight" if method == "kernel" else None)
+    return PSMEstimate(matching, table, result)
+
+
+def winsorised(panel: str, columns: Sequence[str], p: float = 0.01) -> str:
+    """The panel with each column clipped at its p and 1 - p quantiles over the whole sample
+    (quantile_cont: linear interpolation, as numpy's default; the dbt macro `winsorize`). A
+    missing value stays missing (least/greatest would turn it into the lower quantile)."""
+    clipped = ", ".join(f"case when {c} is not null then least(greatest({c}, quantile_cont({c}, {p}) over ()), "
+                        f"quantile_cont({c}, {1 - p}) over ()) end as {c}" for c in columns)
+    return f"select * replace ({clipped}) from {panel}"
+
 
 @dataclass
 class IVEstimates:
@@ -257,6 +297,13 @@ def persist_psm(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str, synth
                 est: PSMEstimate) -> int:
     """The matched DID into main.estimates, the balance table into main.balance."""
     n = persist_results(con, run_id, vintage, synthetic, [(model_id, est.result.formula, est.result)])
+    persist_balance(con, run_id, vintage, model_id, est)
+    return n
+
+
+def persist_balance(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str, model_id: str,
+                    est: PSMEstimate) -> None:
+    """The balance table of a matching into main.balance (its DID is persisted with its table)."""
     con.execute(BALANCE_DDL)
     frame = est.balance.assign(run_id=run_id, model_id=model_id, method=est.matching.method, vintage=vintage)
     con.register("__cr_balance", frame)
@@ -264,7 +311,6 @@ def persist_psm(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str, synth
         con.execute("insert into main.balance by name select *, now() as created_at from __cr_balance")
     finally:
         con.unregister("__cr_balance")
-    return n
 
 
 BALANCE_DDL = """

@@ -1,8 +1,11 @@
 """The studies' program a refresh runs on each candidate vintage, persisted with it.
 
 The resilience study's Table 2 (descriptives, VIFs), Table 3, event study (k = −4…7, base −1),
-placebo (500 permutations of adoption across cities) and Table 4's 2SLS columns (1984 telephones
-× internet users, Kleibergen–Paap), and the NQP study's Table 3 on the NQP index. The studies are
+placebo (500 permutations of adoption across cities), Table 4 (PSM-DID; 2SLS with 1984 telephones
+× internet users, Kleibergen–Paap) and the robustness columns; the NQP study's Table 3 and its
+robustness table (PSM-DID nearest neighbour and kernel, winsorising, 2014–2019); the NQP →
+resilience study's Table 4 (2SLS with lagged NQP); the specification curve over the resilience
+index (24 ways to build it, the baseline DID on each). The studies are
 independent: the refresh flow runs them concurrently (`run_study` per study, each on its own
 connection), then `persist_program` writes them in one place, so main.estimates
 (+ placebo_draws, model_tests, descriptives) carries the vintage as run id.
@@ -19,7 +22,7 @@ from estimation.engine.event_study import EventStudyResult
 from estimation.engine.placebo import PlaceboResult
 from estimation.engine.result import FeolsResult
 
-from . import nqp, resilience
+from . import nqp, nqp_resilience, resilience, spec_curve
 from .common import (
     PANEL,
     Descriptives,
@@ -27,6 +30,7 @@ from .common import (
     ModelSpec,
     PSMEstimate,
     Robustness,
+    persist_balance,
     persist_descriptives_table,
     persist_estimates,
     persist_iv,
@@ -44,6 +48,9 @@ STUDIES: dict[str, Callable[[duckdb.DuckDBPyConnection], object]] = {
     "table4_iv": resilience.run_table4_iv,
     "table4_psm": resilience.run_table4_psm,
     "robustness": resilience.run_robustness,
+    "nqp_robustness": nqp.run_robustness,
+    "nqp_resilience_iv": nqp_resilience.run_table4_iv,
+    "spec_curve": spec_curve.run_spec_curve,
 }
 
 
@@ -58,14 +65,22 @@ class ProgramResults:
     table4_iv: IVEstimates | None = None
     table4_psm: PSMEstimate | None = None
     robustness: Robustness | None = None
+    nqp_robustness: nqp.NQPRobustness | None = None
+    nqp_resilience_iv: IVEstimates | None = None
+    spec_curve: spec_curve.SpecCurve | None = None
 
     def figures(self, folder: Path) -> dict[str, str]:
-        """Write the parallel-trends and placebo figures; return their file names."""
+        """Write the parallel-trends, placebo and propensity-score figures; return their file names."""
         folder.mkdir(parents=True, exist_ok=True)
-        return {
+        files = {
             "event_study": self.event_study.plot(folder / "event_study.png").name,
             "placebo": self.placebo.plot(folder / "placebo.png").name,
         }
+        if self.table4_psm is not None:
+            files["pscore"] = self.table4_psm.plot(folder / "pscore.png").name
+        if self.spec_curve is not None:
+            files["spec_curve"] = self.spec_curve.plot(folder / "spec_curve.png").name
+        return files
 
 
 def run_study(con: duckdb.DuckDBPyConnection, name: str):
@@ -78,7 +93,9 @@ def program_results(con: duckdb.DuckDBPyConnection, results: dict) -> ProgramRes
     first, last = con.execute(f"select min(year), max(year) from {PANEL}").fetchone()
     return ProgramResults(results["baseline"], results["event_study"], results["placebo"],
                           results["nqp_baseline"], (int(first), int(last)), results.get("table2"),
-                          results.get("table4_iv"), results.get("table4_psm"), results.get("robustness"))
+                          results.get("table4_iv"), results.get("table4_psm"), results.get("robustness"),
+                          results.get("nqp_robustness"), results.get("nqp_resilience_iv"),
+                          results.get("spec_curve"))
 
 
 def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
@@ -92,6 +109,11 @@ def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
     persist_iv(con, vintage, vintage, synthetic, "table4", results["table4_iv"])
     persist_psm(con, vintage, vintage, synthetic, "table4_psm_nearest", results["table4_psm"])
     persist_robustness(con, vintage, vintage, synthetic, results["robustness"])
+    persist_robustness(con, vintage, vintage, synthetic, results["nqp_robustness"])
+    for method, est in results["nqp_robustness"].psm.items():
+        persist_balance(con, vintage, vintage, f"nqp_robust_psm_{method}", est)
+    persist_iv(con, vintage, vintage, synthetic, "nqp_res_table4", results["nqp_resilience_iv"])
+    spec_curve.persist_spec_curve(con, vintage, vintage, synthetic, results["spec_curve"])
     return program_results(con, results)
 
 

@@ -23,7 +23,7 @@ PERMUTATIONS = {"adoption": "random adoption assignments", "units": "random assi
 
 # How links and the contents line name a section (its heading is the full title).
 SHORT_TITLES = {"summary": "Summary", "index": "Index", "top-cities": "Top cities", "baseline": "Table 3",
-                "event-study": "Event study", "placebo": "Placebo", "nqp": "NQP Table 3", "table2": "Table 2", "table4": "Table 4 (2SLS)", "robustness": "Robustness",
+                "event-study": "Event study", "placebo": "Placebo", "nqp": "NQP Table 3", "table2": "Table 2", "table4": "Table 4 (2SLS)", "robustness": "Robustness", "nqp-robustness": "NQP robustness", "spec-curve": "Specification curve", "nqp-res-iv": "NQP → RES 2SLS",
                 "treated-control": "Pilot vs other cities", "files": "Files", "dbt": "dbt build",
                 "changes": "Changes", "imputed": "Imputed cells", "names": "Names", "expectations": "Expectations",
                 "revisions": "Revisions", "where": "Paths"}
@@ -133,9 +133,12 @@ def table2_results(estimation) -> dict | None:
             "markdown": estimation.table2.render("markdown"), "html": estimation.table2.render("html")}
 
 
-def table4_results(estimation) -> dict | None:
+def table4_results(estimation, ground_truth: dict | None = None) -> dict | None:
     if estimation.table4_iv is None:
         return None
+    from estimation.studies.resilience import iv_truth_comparison
+
+    truth = iv_truth_comparison(estimation.table4_iv, ground_truth, estimation.panel_years) if ground_truth else []
     iv = estimation.table4_iv.second_stage
     d = iv.diagnostics
     weak = d.get("kp_rk_wald_f", d["cragg_donald_f"]) < (d.get("stock_yogo_10pct") or 0)
@@ -149,8 +152,48 @@ def table4_results(estimation) -> dict | None:
             "balance_html": estimation.table4_psm.render_balance("html") if estimation.table4_psm else "",
             "verdict": f"Instrument: 1984 fixed telephones per 100 people x the previous year's national internet "
                        f"users; {verdict}.",
-            "note": "The synthetic sample's generator does not yet make this instrument valid by construction, "
-                    "so no ground truth is stated for the 2SLS estimate."}
+            "truth": truth,
+            "note": ("In the synthetic sample the telephones depend on pilot status and an independent draw only, "
+                     "so the instrument is excluded from the outcome by construction; it still shares the pilots' "
+                     "own untreated trend with the DID." if truth else "")}
+
+
+def nqp_robustness_results(estimation) -> dict | None:
+    rob = getattr(estimation, "nqp_robustness", None)
+    if rob is None:
+        return None
+    balance = {m: est.render_balance("markdown") for m, est in rob.psm.items()}
+    return {"title": "The NQP study's robustness table: PSM-DID (nearest neighbour, kernel), winsorising, 2014-2019",
+            "markdown": rob.render("markdown"), "html": rob.render("html"),
+            "balance_markdown": balance, "balance_html": {m: est.render_balance("html") for m, est in rob.psm.items()},
+            "note": "Outcome: the NQP index. PSM-DID: per-year logit on the NQP study's controls; nearest neighbour "
+                    "1:1 with replacement within a 0.05 caliper, or Epanechnikov kernel with bandwidth 0.06 "
+                    "(psmatch2's default), the DID weighted by the matching weights; common support. Winsorised: "
+                    "NQP and every control clipped at the 1st and 99th percentiles."}
+
+
+def spec_curve_results(estimation) -> dict | None:
+    curve = getattr(estimation, "spec_curve", None)
+    if curve is None:
+        return None
+    return {"title": "Specification curve over the resilience index: Table 3 column (4) under 24 ways to build it",
+            "summary": curve.summary_line(), "markdown": curve.render("markdown"), "html": curve.render("html")}
+
+
+def nqp_resilience_iv_results(estimation) -> dict | None:
+    iv = getattr(estimation, "nqp_resilience_iv", None)
+    if iv is None:
+        return None
+    d = iv.second_stage.diagnostics
+    weak = d.get("kp_rk_wald_f", d["cragg_donald_f"]) < (d.get("stock_yogo_10pct") or 0)
+    return {"title": "The NQP → resilience study's Table 4: 2SLS with last year's NQP as the instrument",
+            "markdown": iv.render("markdown"), "html": iv.render("html"),
+            "note": ("Outcome: the Martin-Sunley sensitivity index; NQP: the hierarchical index. Controls: ln GDP "
+                     "per capita, S&T spending share, ln(1 + FDI), deposits and loans / GDP; the study's library "
+                     "books per 10,000 people is not in the warehouse. The rk Wald F "
+                     + ("is below" if weak else "exceeds") + " the Stock-Yogo 10% value. A lagged regressor is "
+                     "a valid instrument only if last year's NQP affects this year's resilience through this "
+                     "year's NQP alone, which persistent shocks to either make doubtful.")}
 
 
 def robustness_results(estimation) -> dict | None:
@@ -290,14 +333,17 @@ def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground
     study_figures = study_figures or {}
     figures_by_name = {f.name: f for f in index_figures or []}
 
-    baseline = event = placebo = nqp = table2 = table4 = robustness = None
+    baseline = event = placebo = nqp = table2 = table4 = robustness = nqp_robustness = nqp_res_iv = None
+    curve = None
     if estimation is not None:
         baseline = baseline_results(estimation, ground_truth)
         event = event_study_results(estimation, ground_truth)
         placebo = placebo_results(estimation)
         nqp = nqp_results(estimation)
-        table2, table4 = table2_results(estimation), table4_results(estimation)
+        table2, table4 = table2_results(estimation), table4_results(estimation, ground_truth)
         robustness = robustness_results(estimation)
+        nqp_robustness, nqp_res_iv = nqp_robustness_results(estimation), nqp_resilience_iv_results(estimation)
+        curve = spec_curve_results(estimation)
 
     checks = _checks(summary, facts, critical, warnings)
     sections = [Section("summary", "Summary", "summary")]
@@ -317,10 +363,18 @@ def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground
         sections.append(Section("placebo", placebo["title"], "results",
                                 [study_figures["placebo"]] if "placebo" in study_figures else []))
         if table4:
-            sections.append(Section("table4", table4["title"], "results"))
+            sections.append(Section("table4", table4["title"], "results",
+                                    [study_figures["pscore"]] if "pscore" in study_figures else []))
         if robustness:
             sections.append(Section("robustness", robustness["title"], "results"))
+        if curve:
+            sections.append(Section("spec-curve", curve["title"], "results",
+                                    [study_figures["spec_curve"]] if "spec_curve" in study_figures else []))
         sections.append(Section("nqp", nqp["title"], "results"))
+        if nqp_robustness:
+            sections.append(Section("nqp-robustness", nqp_robustness["title"], "results"))
+        if nqp_res_iv:
+            sections.append(Section("nqp-res-iv", nqp_res_iv["title"], "results"))
     elif "treated_control" in figures_by_name:
         sections.append(Section("treated-control", "Pilot cities vs the others", "results",
                                 [figures_by_name["treated_control"]]))
@@ -352,6 +406,7 @@ def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground
         "open_sections": sorted({item["href"][1:] for item in checks if item["mark"] == "fail" and item["href"]}),
         "top_cities": top_cities or [],
         "baseline": baseline, "event": event, "placebo": placebo, "nqp": nqp, "table2": table2, "table4": table4, "robustness": robustness,
+        "nqp_robustness": nqp_robustness, "nqp_res_iv": nqp_res_iv, "spec_curve": curve,
         "dbt_ran": dbt_ran(summary),
         "paths": {"warehouse": summary.warehouse, "folder": str(folder), "md": str(folder / "report.md"),
                   "html": str(folder / "report.html"), "index": str(folder / "index.html")},

@@ -103,7 +103,11 @@ def _study_figures(estimation, folder: Path) -> dict:
     alts = {"event_study": ("Event study", ("Event-time coefficients with 95% confidence intervals; "
                                             "the base period is the open circle.")),
             "placebo": ("Placebo", ("Placebo coefficients (density) and their p-values; the dashed line is "
-                                    "the real estimate."))}
+                                    "the real estimate.")),
+            "pscore": ("Propensity scores", ("Densities of the propensity score of pilot and other cities, before "
+                                             "matching and after (weighted by the matching weights).")),
+            "spec_curve": ("Specification curve", ("DID estimates with 95% confidence intervals under each way "
+                                                   "of building the index, sorted; below, the choices of each."))}
     return {name: figure_record(name, folder / file, *alts.get(name, (name, ""))) for name, file in files.items()}
 
 

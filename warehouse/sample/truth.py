@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from warehouse.sample import iv_truth
 from warehouse.sample import policy as pol
 from warehouse.sample.cities import TIER_NAMES, CityTable
-from warehouse.sample.dgp import POLICY_EFFECTS, Latent
+from warehouse.sample.dgp import PHONES_PILOT_SHIFT, POLICY_EFFECTS, Latent
 from warehouse.sample.firms import FirmCounts
 from warehouse.sample.index import (
     DIMENSIONS,
@@ -37,7 +38,10 @@ NOTES = (
     "/ emp_total; log_new_digital_firms = ln(1 + newly registered firms in GB/T 4754-2017 divisions 63-65), "
     "counted from the written registration records (factual) and from the same draws without the policy "
     "(counterfactual); it depends on firm_scale. spillover: untreated panel cities within the spillover "
-    "radius of a treated city, post years. Jinan includes Laiwu from 2019 in the latent data as in the files."
+    "radius of a treated city, post years. Jinan includes Laiwu from 2019 in the latent data as in the files. "
+    "iv: the resilience study's 2SLS (Table 4) on the complete latent panel, split into the policy effect as "
+    "the instrument weights it (estimand) and what it picks up from the untreated path (counterfactual_term); "
+    "see warehouse/sample/iv_truth.py."
 )
 
 
@@ -168,6 +172,14 @@ def build(
         "share_of_own_effect": pol.SPILLOVER_SHARE,
     }
 
+    cols = slice(len(years) - T, None)
+    iv = iv_truth.decompose(
+        iv_truth.instrument(latent.phones1984[rows], pyears),
+        (treated[:, None] & post[None, :]).astype(float),
+        pt.index_factual, pt.index_counterfactual,
+        iv_truth.study_controls({v: f[v][rows][:, cols] for v in f}),
+    )
+
     I = pt.index_factual
     truth = {
         "synthetic": True,
@@ -234,6 +246,11 @@ def build(
             "indicators": by_indicator,
             "mechanisms": mechanisms,
             "spillover": spill,
+        },
+        "iv": {
+            "instrument": "telephones_per_100_1984 x previous year's national internet users (millions)",
+            "telephones": f"exp(ln 0.35 + {PHONES_PILOT_SHIFT} x pilot + 0.35 z), z ~ N(0, 1) per city",
+            **iv,
         },
         "notes": NOTES,
     }
