@@ -10,7 +10,7 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test bench clean browser
+.PHONY: install demo test bench montecarlo clean browser
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ test: $(STAMP) browser
 ## cityres vs pyfixest side by side (placebo batch; 9M-row TWFE): minutes, ~8 GiB RAM; writes BENCHMARKS.md.
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.run
+
+## Monte Carlo of the generator's DGP: bias and 95% coverage of the baseline, PSM-DID and 2SLS (not part of `make test`).
+montecarlo: $(STAMP)
+	$(BIN)/python -m estimation.studies.montecarlo --draws 200 --workers 2 --out MONTECARLO.md
 
 clean:
 	rm -rf .cityres .pytest_cache
