@@ -111,6 +111,27 @@ def test_the_sample_2sls_ci_covers_what_it_estimates_and_the_report_says_so(publ
     assert "pscore.png" in text
 
 
+def test_psm_did_covers_the_true_effect_on_the_matched_pilot_city_years(published):
+    """The matched pilots are the less prominent ones (smaller effects): the PSM-DID CI covers
+    the truth on the rows it uses, computed by hand from ground_truth.json; the report says which."""
+    home, con = published
+    truth = _truth(home)
+    psm = resilience.run_table4_psm(con)
+    by = truth["index"]["by_city_year"]
+    diff = pd.DataFrame(np.array(by["factual"]) - np.array(by["counterfactual"]), index=by["city_codes"],
+                        columns=by["years"]).stack().rename("effect")
+    rows = psm.matching.rows
+    post = rows[rows.treated.astype(bool) & (rows.time >= truth["policy"]["adoption_year"])]
+    on_matched = diff.loc[list(zip(post.unit.astype(str), post.time.astype(int)))].mean()
+    low, high = psm.result.conf_int.loc["did"]
+    assert low <= on_matched <= high
+    assert on_matched < truth["att"]["resilience_index"]  # the matched pilots have smaller effects
+    lines = resilience.psm_truth_comparison(psm, truth, tuple(truth["years"]["panel"]))
+    assert f"**{on_matched:.5f}**" in lines[1] and "the CI covers it" in lines[1]
+    text = next(home.reports.glob("*/report.md")).read_text(encoding="utf-8")
+    assert "True effect on the" in text and "matched pilot city-years" in text
+
+
 # ------------------------------------------------------------------ the NQP study's robustness table
 
 def test_nqp_robustness_columns_equal_pyfixest_on_data_prepared_in_pandas(published):

@@ -136,9 +136,11 @@ def table2_results(estimation) -> dict | None:
 def table4_results(estimation, ground_truth: dict | None = None) -> dict | None:
     if estimation.table4_iv is None:
         return None
-    from estimation.studies.resilience import iv_truth_comparison
+    from estimation.studies.resilience import iv_truth_comparison, psm_truth_comparison
 
     truth = iv_truth_comparison(estimation.table4_iv, ground_truth, estimation.panel_years) if ground_truth else []
+    if ground_truth and estimation.table4_psm is not None:
+        truth += psm_truth_comparison(estimation.table4_psm, ground_truth, estimation.panel_years)
     iv = estimation.table4_iv.second_stage
     d = iv.diagnostics
     weak = d.get("kp_rk_wald_f", d["cragg_donald_f"]) < (d.get("stock_yogo_10pct") or 0)
