@@ -259,7 +259,9 @@ def estimate_all(
               ("The NQP study's Table 3", table3(*program.nqp_baseline, fmt, adj_r2=True)),
               ("The NQP study's robustness table", program.nqp_robustness.render(fmt)),
               ("The NQP -> resilience study's Table 4: 2SLS with lagged NQP", program.nqp_resilience_iv.render(fmt)),
-              ("Specification curve over the resilience index", program.spec_curve.render(fmt))]
+              ("Specification curve over the resilience index", program.spec_curve.render(fmt)),
+              *[(title, program.heterogeneity.render(n, fmt)) for n, title in (
+                  (5, "Table 5: mechanisms"), (6, "Table 6: city size"), (7, "Table 7: institutions"))]]
     es, placebo = program.event_study, program.placebo
     facts = []
     if es.pretrend is not None:

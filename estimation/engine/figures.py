@@ -111,3 +111,28 @@ def pscore_density_figure(scores: pd.DataFrame, matched: pd.DataFrame, path: Pat
     axes[0].set_ylabel("density")
     fig.suptitle(title, fontsize=11)
     return _save(fig, path)
+
+
+def group_coefficient_figure(estimates: pd.DataFrame, pooled_coef: float, path: Path, title: str) -> Path:
+    """Estimates by group (points) with their CIs (bars), the pooled estimate dashed, zero marked.
+
+    ``estimates``: columns ``group, coef, ci_low, ci_high``, one row per group.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    pos = np.arange(len(estimates))
+    coef = estimates["coef"].to_numpy(dtype=float)
+    err = np.vstack([coef - estimates["ci_low"].to_numpy(dtype=float),
+                     estimates["ci_high"].to_numpy(dtype=float) - coef])
+    ax.axhline(0.0, color="0.4", lw=0.8)
+    ax.axhline(pooled_coef, color="#b22222", lw=1.2, ls="--", label=f"pooled estimate {pooled_coef:.4g}")
+    ax.errorbar(pos, coef, yerr=err, fmt="o", color="#1f4e79", ecolor="#5b8db8", capsize=4, lw=1.4, ms=6,
+                label="estimate by group, CI")
+    ax.set_xticks(pos)
+    ax.set_xticklabels([str(g) for g in estimates["group"]])
+    ax.set_xlim(-0.6, len(estimates) - 0.4)
+    ax.set_xlabel("group")
+    ax.set_ylabel("coefficient")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    return _save(fig, path)

@@ -344,3 +344,22 @@ def persist_robustness(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str
                        est: Robustness) -> int:
     return persist_results(con, run_id, vintage, synthetic,
                            [(spec.model_id, spec.formula, r) for spec, r in zip(est.specs, est.results)])
+
+
+# ---------------------------------------------------------------- mediation
+
+def persist_mediation(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str, synthetic: bool, prefix: str,
+                      med) -> int:
+    """The three regressions of a mediation (estimation.engine.mediation.MediationResult) into
+    main.estimates as <prefix>.step1 (mediator), .step2 (outcome on both), .total; the indirect
+    effect into main.model_tests of <prefix>: indirect (a*b, Sobel p), sobel_se, boot_ci_low,
+    boot_ci_high, boot_se, share_mediated."""
+    names = {"mediator": "step1", "outcome": "step2", "total": "total"}
+    n = persist_results(con, run_id, vintage, synthetic,
+                        [(f"{prefix}.{names[k]}", r.formula, r) for k, r in med.steps.items()])
+    lo, hi = med.boot_ci
+    persist_tests(con, run_id, vintage, prefix, [
+        ("indirect", med.indirect, None, None, med.sobel_p), ("sobel_se", med.sobel_se, None, None, None),
+        ("boot_ci_low", lo, None, None, None), ("boot_ci_high", hi, None, None, None),
+        ("boot_se", med.boot_se, med.draws, None, None), ("share_mediated", med.share_mediated, None, None, None)])
+    return n

@@ -5,7 +5,9 @@ placebo (500 permutations of adoption across cities), Table 4 (PSM-DID; 2SLS wit
 × internet users, Kleibergen–Paap) and the robustness columns; the NQP study's Table 3 and its
 robustness table (PSM-DID nearest neighbour and kernel, winsorising, 2014–2019); the NQP →
 resilience study's Table 4 (2SLS with lagged NQP); the specification curve over the resilience
-index (24 ways to build it, the baseline DID on each). The studies are
+index (24 ways to build it, the baseline DID on each); the resilience study's Tables 5-7
+(mechanisms, city size, institutions); the NQP study's Table 5 (mediation with Sobel and a cluster
+bootstrap); the NQP → resilience study's Tables 3, 5 and 7 (+ mediation). The studies are
 independent: the refresh flow runs them concurrently (`run_study` per study, each on its own
 connection), then `persist_program` writes them in one place, so main.estimates
 (+ placebo_draws, model_tests, descriptives) carries the vintage as run id.
@@ -19,10 +21,11 @@ from typing import Callable
 import duckdb
 
 from estimation.engine.event_study import EventStudyResult
+from estimation.engine.persist import persist_results
 from estimation.engine.placebo import PlaceboResult
 from estimation.engine.result import FeolsResult
 
-from . import nqp, nqp_resilience, resilience, spec_curve
+from . import nqp, nqp_resilience, resilience, resilience_heterogeneity, spec_curve
 from .common import (
     PANEL,
     Descriptives,
@@ -34,6 +37,7 @@ from .common import (
     persist_descriptives_table,
     persist_estimates,
     persist_iv,
+    persist_mediation,
     persist_psm,
     persist_robustness,
     persist_study,
@@ -51,6 +55,9 @@ STUDIES: dict[str, Callable[[duckdb.DuckDBPyConnection], object]] = {
     "nqp_robustness": nqp.run_robustness,
     "nqp_resilience_iv": nqp_resilience.run_table4_iv,
     "spec_curve": spec_curve.run_spec_curve,
+    "heterogeneity": resilience_heterogeneity.run_tables,
+    "nqp_table5": nqp.run_table5,
+    "nqp_resilience_tables": nqp_resilience.run_tables,
 }
 
 
@@ -68,6 +75,9 @@ class ProgramResults:
     nqp_robustness: nqp.NQPRobustness | None = None
     nqp_resilience_iv: IVEstimates | None = None
     spec_curve: spec_curve.SpecCurve | None = None
+    heterogeneity: resilience_heterogeneity.HeterogeneityTables | None = None
+    nqp_table5: nqp.Mediation | None = None
+    nqp_resilience_tables: nqp_resilience.NQPResilienceTables | None = None
 
     def figures(self, folder: Path) -> dict[str, str]:
         """Write the parallel-trends, placebo and propensity-score figures; return their file names."""
@@ -78,6 +88,11 @@ class ProgramResults:
         }
         if self.table4_psm is not None:
             files["pscore"] = self.table4_psm.plot(folder / "pscore.png").name
+        if self.heterogeneity is not None:
+            files["table6"] = self.heterogeneity.plot(6, folder / "table6_city_size.png",
+                                                      "DID by city-size tier (Table 6, all tiers in one model)").name
+            files["table7"] = self.heterogeneity.plot(7, folder / "table7_institutions.png",
+                                                      "DID for pilot cities without / with DIG and IPP (Table 7)").name
         if self.spec_curve is not None:
             files["spec_curve"] = self.spec_curve.plot(folder / "spec_curve.png").name
         return files
@@ -95,7 +110,8 @@ def program_results(con: duckdb.DuckDBPyConnection, results: dict) -> ProgramRes
                           results["nqp_baseline"], (int(first), int(last)), results.get("table2"),
                           results.get("table4_iv"), results.get("table4_psm"), results.get("robustness"),
                           results.get("nqp_robustness"), results.get("nqp_resilience_iv"),
-                          results.get("spec_curve"))
+                          results.get("spec_curve"), results.get("heterogeneity"), results.get("nqp_table5"),
+                          results.get("nqp_resilience_tables"))
 
 
 def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
@@ -114,6 +130,11 @@ def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
         persist_balance(con, vintage, vintage, f"nqp_robust_psm_{method}", est)
     persist_iv(con, vintage, vintage, synthetic, "nqp_res_table4", results["nqp_resilience_iv"])
     spec_curve.persist_spec_curve(con, vintage, vintage, synthetic, results["spec_curve"])
+    persist_results(con, vintage, vintage, synthetic,
+                    [(m.model_id, m.formula, m.result) for m in results["heterogeneity"].models])
+    for mediator, med in results["nqp_table5"].results.items():
+        persist_mediation(con, vintage, vintage, synthetic, f"nqp.table5.{mediator}", med)
+    nqp_resilience.persist_tables(con, vintage, vintage, synthetic, results["nqp_resilience_tables"])
     return program_results(con, results)
 
 

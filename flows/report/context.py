@@ -23,7 +23,9 @@ PERMUTATIONS = {"adoption": "random adoption assignments", "units": "random assi
 
 # How links and the contents line name a section (its heading is the full title).
 SHORT_TITLES = {"summary": "Summary", "index": "Index", "top-cities": "Top cities", "baseline": "Table 3",
-                "event-study": "Event study", "placebo": "Placebo", "nqp": "NQP Table 3", "table2": "Table 2", "table4": "Table 4 (2SLS)", "robustness": "Robustness", "nqp-robustness": "NQP robustness", "spec-curve": "Specification curve", "nqp-res-iv": "NQP → RES 2SLS",
+                "event-study": "Event study", "placebo": "Placebo", "nqp": "NQP Table 3", "table2": "Table 2", "table4": "Table 4 (2SLS)", "robustness": "Robustness", "nqp-robustness": "NQP robustness", "spec-curve": "Specification curve", "table5": "Table 5", "table6": "Table 6", "table7": "Table 7",
+                "nqp-table5": "NQP Table 5", "nqp-res-table3": "NQP → RES Table 3", "nqp-res-table5": "NQP → RES Table 5",
+                "nqp-res-table7": "NQP → RES Table 7", "nqp-res-iv": "NQP → RES 2SLS",
                 "treated-control": "Pilot vs other cities", "files": "Files", "dbt": "dbt build",
                 "changes": "Changes", "imputed": "Imputed cells", "names": "Names", "expectations": "Expectations",
                 "revisions": "Revisions", "where": "Paths"}
@@ -172,6 +174,64 @@ def nqp_robustness_results(estimation) -> dict | None:
                     "1:1 with replacement within a 0.05 caliper, or Epanechnikov kernel with bandwidth 0.06 "
                     "(psmatch2's default), the DID weighted by the matching weights; common support. Winsorised: "
                     "NQP and every control clipped at the 1st and 99th percentiles."}
+
+
+def heterogeneity_results(estimation, ground_truth: dict | None) -> dict | None:
+    from estimation.studies.resilience_heterogeneity import truth_rows
+
+    het = getattr(estimation, "heterogeneity", None)
+    if het is None:
+        return None
+    mech, rows = [], []
+    if ground_truth and tuple(estimation.panel_years) == tuple(ground_truth["years"]["panel"]):
+        rows = truth_rows(het, ground_truth)
+        for m in het.table(5):
+            true = ground_truth["att"]["mechanisms"].get(m.result.depvar)
+            low, high = (float(v) for v in m.result.conf_int.loc["did"])
+            if true is not None:
+                mech.append(f"{m.label}: estimate **{float(m.result.coef['did']):.5f}**, 95% CI [{low:.5f}, "
+                            f"{high:.5f}]; true ATT {true:.5f} — " + ("covered." if low <= true <= high else
+                                                                        "NOT covered."))
+    return {
+        "table5": {"title": "Mechanisms (the resilience study's Table 5)", "markdown": het.render(5, "markdown"),
+                   "html": het.render(5, "html"), "truth": mech},
+        "table6": {"title": "City size (the resilience study's Table 6)", "markdown": het.render(6, "markdown"),
+                   "html": het.render(6, "html"), "truth": [r for r in rows if r["table"] == "table6"]},
+        "table7": {"title": "Institutions: DIG and IPP (the resilience study's Table 7)",
+                   "markdown": het.render(7, "markdown"), "html": het.render(7, "html"),
+                   "truth": [r for r in rows if r["table"].startswith("table7")]},
+    }
+
+
+def nqp_more_results(estimation) -> dict | None:
+    """The NQP study's Table 5 and the NQP -> resilience study's Tables 3, 5 and 7."""
+    med, nr = getattr(estimation, "nqp_table5", None), getattr(estimation, "nqp_resilience_tables", None)
+    out = {}
+    no_truth = ("The synthetic sample plants no effect of these variables on one another beyond the pilot "
+                "zones' own effects, so no ground truth is stated for them.")
+    if med is not None:
+        missing = (" The study's other mediator, digital inclusive finance (the Peking University index), is not "
+                   "a warehouse source yet.") if med.missing else ""
+        out["nqp-table5"] = {"title": "The NQP study's Table 5: two-step mediation, with the indirect effect tested",
+                             "markdown": med.render("markdown"), "html": med.render("html"),
+                             "note": "Outcome NQP, treatment DID, the NQP study's controls, city and year FE, CRV1 "
+                                     "by city; a·b with the Sobel test and a 999-draw cluster bootstrap by city."
+                                     + missing + " " + no_truth}
+    if nr is not None:
+        for n, cols, title in ((3, nr.table3, "Table 3: NQP on economic resilience, controls added in turn"),
+                               (5, nr.table5, "Table 5: robustness"),
+                               (7, nr.table7, "Table 7: mechanisms")):
+            body_md, body_html = cols.render("markdown"), cols.render("html")
+            if n == 7:
+                body_md += "\n\n" + "\n\n".join(f"**Mediation through {m}**\n\n" + r.render("markdown")
+                                                    for m, r in nr.mediation.items())
+                body_html += "".join(f"<p><strong>Mediation through {m}</strong></p>" + r.render("html")
+                                     for m, r in nr.mediation.items())
+            out[f"nqp-res-table{n}"] = {"title": f"The NQP → resilience study's {title}", "markdown": body_md,
+                                        "html": body_html,
+                                        "note": "Outcome: the Martin-Sunley sensitivity index (ER); NQP: the "
+                                                "hierarchical index. " + no_truth}
+    return out or None
 
 
 def spec_curve_results(estimation) -> dict | None:
@@ -336,7 +396,7 @@ def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground
     figures_by_name = {f.name: f for f in index_figures or []}
 
     baseline = event = placebo = nqp = table2 = table4 = robustness = nqp_robustness = nqp_res_iv = None
-    curve = None
+    curve = het = more = None
     if estimation is not None:
         baseline = baseline_results(estimation, ground_truth)
         event = event_study_results(estimation, ground_truth)
@@ -346,6 +406,8 @@ def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground
         robustness = robustness_results(estimation)
         nqp_robustness, nqp_res_iv = nqp_robustness_results(estimation), nqp_resilience_iv_results(estimation)
         curve = spec_curve_results(estimation)
+        het = heterogeneity_results(estimation, ground_truth)
+        more = nqp_more_results(estimation)
 
     checks = _checks(summary, facts, critical, warnings)
     sections = [Section("summary", "Summary", "summary")]
@@ -369,14 +431,26 @@ def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground
                                     [study_figures["pscore"]] if "pscore" in study_figures else []))
         if robustness:
             sections.append(Section("robustness", robustness["title"], "results"))
+        if het:
+            sections.append(Section("table5", het["table5"]["title"], "results"))
+            for n in (6, 7):
+                figure = [study_figures[f"table{n}"]] if f"table{n}" in study_figures else []
+                sections.append(Section(f"table{n}", het[f"table{n}"]["title"], "results", figure))
         if curve:
             sections.append(Section("spec-curve", curve["title"], "results",
                                     [study_figures["spec_curve"]] if "spec_curve" in study_figures else []))
         sections.append(Section("nqp", nqp["title"], "results"))
         if nqp_robustness:
             sections.append(Section("nqp-robustness", nqp_robustness["title"], "results"))
+        if more and "nqp-table5" in more:
+            sections.append(Section("nqp-table5", more["nqp-table5"]["title"], "results"))
+        if more and "nqp-res-table3" in more:
+            sections.append(Section("nqp-res-table3", more["nqp-res-table3"]["title"], "results"))
         if nqp_res_iv:
             sections.append(Section("nqp-res-iv", nqp_res_iv["title"], "results"))
+        for key in ("nqp-res-table5", "nqp-res-table7"):
+            if more and key in more:
+                sections.append(Section(key, more[key]["title"], "results"))
     elif "treated_control" in figures_by_name:
         sections.append(Section("treated-control", "Pilot cities vs the others", "results",
                                 [figures_by_name["treated_control"]]))
@@ -409,6 +483,7 @@ def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground
         "top_cities": top_cities or [],
         "baseline": baseline, "event": event, "placebo": placebo, "nqp": nqp, "table2": table2, "table4": table4, "robustness": robustness,
         "nqp_robustness": nqp_robustness, "nqp_res_iv": nqp_res_iv, "spec_curve": curve,
+        "het": het, "more": more or {},
         "dbt_ran": dbt_ran(summary),
         "paths": {"warehouse": summary.warehouse, "folder": str(folder), "md": str(folder / "report.md"),
                   "html": str(folder / "report.html"), "index": str(folder / "index.html")},

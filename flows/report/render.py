@@ -106,6 +106,10 @@ def _study_figures(estimation, folder: Path) -> dict:
                                     "the real estimate.")),
             "pscore": ("Propensity scores", ("Densities of the propensity score of pilot and other cities, before "
                                              "matching and after (weighted by the matching weights).")),
+            "table6": ("City-size tiers", ("Each tier's own DID estimate with its 95% CI (all tiers in one model); "
+                                           "the dashed line is the pooled baseline.")),
+            "table7": ("DIG and IPP", ("DID for pilot cities without and with each status, with 95% CIs; the "
+                                       "dashed line is the pooled baseline.")),
             "spec_curve": ("Specification curve", ("DID estimates with 95% confidence intervals under each way "
                                                    "of building the index, sorted; below, the choices of each."))}
     return {name: figure_record(name, folder / file, *alts.get(name, (name, ""))) for name, file in files.items()}
