@@ -44,7 +44,6 @@ reproduce the two steps (``batch_check``).
 
 from __future__ import annotations
 
-import html
 import math
 import time
 from dataclasses import dataclass, field
@@ -58,6 +57,7 @@ from .model import feols
 from .result import FeolsResult
 from .sample import build_sample
 from .sqlutil import quote_ident, resolve_relation, temp_scope
+from .tables import simple_table
 
 
 @dataclass
@@ -144,20 +144,7 @@ class MediationResult:
             f"Bootstrap: {self.draws} draws of whole clusters with replacement (seed {self.seed}, "
             f"{self.n_valid} valid), percentile CI (linear quantiles), SE = s.d. of the draws."
         )
-        return _table(["", "Estimate", "SE", "p"], body, note, fmt)
-
-
-def _table(head: list[str], body: list[list[str]], note: str, fmt: str) -> str:
-    """Markdown or HTML, as the studies' other small tables."""
-    if fmt == "html":
-        e = html.escape
-        cells = "".join(f"<th>{e(h)}</th>" for h in head)
-        rows = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body)
-        return (f'<table class="regression-table"><thead><tr>{cells}</tr></thead><tbody>{rows}</tbody>'
-                f'<tfoot><tr><td colspan="{len(head)}">{e(note)}</td></tr></tfoot></table>\n')
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":---"] + ["---:"] * (len(head) - 1)) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    return "\n".join(lines) + "\n\n" + note + "\n"
+        return simple_table(["", "Estimate", "SE", "p"], body, note, fmt)
 
 
 def mediation(

@@ -328,3 +328,17 @@ def regression_table(
             f"*** p<{lv[0]:g}, ** p<{lv[1]:g}, * p<{lv[2]:g}."
         )
     return RegressionTable(rows, n, note, n_header, sections)
+
+
+def simple_table(head: Sequence[str], body: Sequence[Sequence[str]], note: str, fmt: str) -> str:
+    """A small table of preformatted cells (first column left-aligned, the rest right) with a
+    note: Markdown, or HTML with the regression tables' class."""
+    if fmt == "html":
+        e = _html.escape
+        cells = "".join(f"<th>{e(str(h))}</th>" for h in head)
+        rows = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in body)
+        return (f'<table class="regression-table"><thead><tr>{cells}</tr></thead><tbody>{rows}</tbody>'
+                f'<tfoot><tr><td colspan="{len(head)}">{e(note)}</td></tr></tfoot></table>\n')
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":---"] + ["---:"] * (len(head) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines) + "\n\n" + note + "\n"

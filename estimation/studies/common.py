@@ -25,7 +25,7 @@ from estimation.engine.persist import (
 )
 from estimation.engine.placebo import PlaceboResult
 from estimation.engine.result import FeolsResult
-from estimation.engine.tables import Cell, Row, regression_table
+from estimation.engine.tables import Cell, Row, regression_table, simple_table
 
 PANEL = "main.analysis_panel"
 UNIT, TIME, TREATMENT = "city_code", "year", "did"
@@ -153,23 +153,6 @@ class Descriptives:
                 for r in self.table.itertuples(index=False)]
         note = f"VIFs of the explanatory variables (each on the others, with an intercept); maximum {self.vif.max():.2f}."
         return simple_table(head, body, note, fmt)
-
-
-def simple_table(head: list[str], body: list[list[str]], note: str, fmt: str) -> str:
-    if fmt == "html":
-        cells = "".join(f"<th>{_esc(h)}</th>" for h in head)
-        rows = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in body)
-        return (f'<table class="regression-table"><thead><tr>{cells}</tr></thead><tbody>{rows}</tbody>'
-                f'<tfoot><tr><td colspan="{len(head)}">{_esc(note)}</td></tr></tfoot></table>\n')
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":---"] + ["---:"] * (len(head) - 1)) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    return "\n".join(lines) + "\n\n" + note + "\n"
-
-
-def _esc(text: str) -> str:
-    import html
-
-    return html.escape(str(text))
 
 
 # ---------------------------------------------------------------- 2SLS columns of an endogeneity table
