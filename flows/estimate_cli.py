@@ -261,7 +261,14 @@ def estimate_all(
               ("The NQP -> resilience study's Table 4: 2SLS with lagged NQP", program.nqp_resilience_iv.render(fmt)),
               ("Specification curve over the resilience index", program.spec_curve.render(fmt)),
               *[(title, program.heterogeneity.render(n, fmt)) for n, title in (
-                  (5, "Table 5: mechanisms"), (6, "Table 6: city size"), (7, "Table 7: institutions"))]]
+                  (5, "Table 5: mechanisms"), (6, "Table 6: city size"), (7, "Table 7: institutions"))],
+              ("The NQP study's Table 5: mediation", program.nqp_table5.render(fmt)),
+              ("The NQP study's Table 6: split samples", program.nqp_table6.render(fmt)),
+              *[(f"The NQP -> resilience study's Table {n}", body) for n, body in (
+                  (3, program.nqp_resilience_tables.table3.render(fmt)),
+                  (5, program.nqp_resilience_tables.table5.render(fmt)),
+                  (6, program.nqp_resilience_tables.table6.render(fmt)),
+                  (7, program.nqp_resilience_tables.table7.render(fmt)))]]
     es, placebo = program.event_study, program.placebo
     facts = []
     if es.pretrend is not None:

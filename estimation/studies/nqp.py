@@ -120,3 +120,24 @@ def run_table5(con: duckdb.DuckDBPyConnection, panel: str = PANEL) -> Mediation:
     results = {m: mediation(con, panel, OUTCOME, TREATMENT, m, controls=CONTROLS, fe=(UNIT, TIME), cluster=UNIT,
                             draws=MEDIATION_DRAWS, seed=MEDIATION_SEED) for m in present}
     return Mediation(results, present, ["digital_finance"])
+
+
+# ------------------------------------------------------------ Table 6: split samples
+
+TABLE6_SEED = 20240606
+
+
+def run_table6(con: duckdb.DuckDBPyConnection, panel: str = PANEL):
+    """Key (vice-provincial and above) vs ordinary cities; resource-based vs not: the baseline
+    (column 4 of Table 3) on each group, with the difference tested (pooled interaction and a
+    1,000-draw permutation of the labels across cities)."""
+    from .splits import SplitSpec, run_split_table
+
+    specs = [SplitSpec("key_city", "is_key_city", (True, False), ("Key cities", "Ordinary cities")),
+             SplitSpec("resource", "is_resource_based", (False, True), ("Non-resource-based", "Resource-based"))]
+    formula = specs_formula()
+    return run_split_table(con, panel, "nqp.table6", formula, TREATMENT, specs, TABLE6_SEED)
+
+
+def specs_formula() -> str:
+    return f"{OUTCOME} ~ {' + '.join((TREATMENT, *CONTROLS))} | {UNIT} + {TIME}"

@@ -174,11 +174,12 @@ class NQPResilienceTables:
     table5: Columns
     table7: Columns
     mediation: dict[str, object]
+    table6: object = None  # splits.SplitTable
 
 
 def run_tables(con: duckdb.DuckDBPyConnection, panel: str = PANEL) -> NQPResilienceTables:
     return NQPResilienceTables(run_table3(con, panel), run_table5(con, panel), run_table7(con, panel),
-                               run_table7_mediation(con, panel))
+                               run_table7_mediation(con, panel), run_table6(con, panel))
 
 
 def persist_tables(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str, synthetic: bool,
@@ -192,4 +193,41 @@ def persist_tables(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str, sy
         n += persist_results(con, run_id, vintage, synthetic, list(zip(cols.model_ids, cols.formulas, cols.results)))
     for m, med in tables.mediation.items():
         n += persist_mediation(con, run_id, vintage, synthetic, f"nqp_resilience.table7.{m}.mediation", med)
+    if tables.table6 is not None:
+        from .splits import persist_split_table
+
+        n += persist_split_table(con, run_id, vintage, synthetic, tables.table6)
     return n
+
+
+# ------------------------------------------------------------ Table 6: split samples
+
+TABLE6_SEED = 20240608
+
+
+def split_relation(panel: str = PANEL) -> str:
+    """The panel with ``st_spending``: 'high' when the city's mean S&T share of the budget over
+    the panel years is above the median of the cities' means, else 'low' (time-invariant, so that
+    the labels can be permuted across cities)."""
+    return f"""
+        with city as (select {UNIT}, avg(sci_expenditure_share) as st_mean from {panel} group by {UNIT}),
+        cut as (select median(st_mean) as st_median from city)
+        select p.*, case when c.st_mean > cut.st_median then 'high' else 'low' end as st_spending
+        from {panel} as p join city as c using ({UNIT}) cross join cut"""
+
+
+def run_table6(con: duckdb.DuckDBPyConnection, panel: str = PANEL):
+    """S&T spending low vs high (at the median), west vs east of the Hu line, non-resource-based vs
+    resource-based, as the study's six columns, with the differences tested."""
+    from estimation.engine.sqlutil import temp_scope
+
+    from .splits import SplitSpec, run_split_table
+
+    specs = [SplitSpec("st_spending", "st_spending", ("low", "high"), ("Low S&T", "High S&T")),
+             SplitSpec("hu_line", "hu_line_side", ("west", "east"), ("Western", "Eastern")),
+             SplitSpec("resource", "is_resource_based", (False, True), ("Non-resource-based", "Resource-based"))]
+    formula = f"{OUTCOME} ~ {' + '.join((NQP, *CONTROLS))} | {UNIT} + {TIME}"
+    with temp_scope(con) as scope:
+        table = scope.table("splits")
+        con.execute(f"create temp table {table} as {split_relation(panel)}")
+        return run_split_table(con, table, "nqp_resilience.table6", formula, NQP, specs, TABLE6_SEED)

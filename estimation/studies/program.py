@@ -7,7 +7,8 @@ robustness table (PSM-DID nearest neighbour and kernel, winsorising, 2014–2019
 resilience study's Table 4 (2SLS with lagged NQP); the specification curve over the resilience
 index (24 ways to build it, the baseline DID on each); the resilience study's Tables 5-7
 (mechanisms, city size, institutions); the NQP study's Table 5 (mediation with Sobel and a cluster
-bootstrap); the NQP → resilience study's Tables 3, 5 and 7 (+ mediation). The studies are
+bootstrap) and Table 6; the NQP → resilience study's Tables 3, 5, 6 and 7 (+ mediation); every
+split-sample table with its differences tested (pooled interaction, permutation). The studies are
 independent: the refresh flow runs them concurrently (`run_study` per study, each on its own
 connection), then `persist_program` writes them in one place, so main.estimates
 (+ placebo_draws, model_tests, descriptives) carries the vintage as run id.
@@ -26,6 +27,7 @@ from estimation.engine.placebo import PlaceboResult
 from estimation.engine.result import FeolsResult
 
 from . import nqp, nqp_resilience, resilience, resilience_heterogeneity, spec_curve
+from .splits import persist_split_table
 from .common import (
     PANEL,
     Descriptives,
@@ -57,6 +59,7 @@ STUDIES: dict[str, Callable[[duckdb.DuckDBPyConnection], object]] = {
     "spec_curve": spec_curve.run_spec_curve,
     "heterogeneity": resilience_heterogeneity.run_tables,
     "nqp_table5": nqp.run_table5,
+    "nqp_table6": nqp.run_table6,
     "nqp_resilience_tables": nqp_resilience.run_tables,
 }
 
@@ -77,6 +80,7 @@ class ProgramResults:
     spec_curve: spec_curve.SpecCurve | None = None
     heterogeneity: resilience_heterogeneity.HeterogeneityTables | None = None
     nqp_table5: nqp.Mediation | None = None
+    nqp_table6: object = None  # splits.SplitTable
     nqp_resilience_tables: nqp_resilience.NQPResilienceTables | None = None
 
     def figures(self, folder: Path) -> dict[str, str]:
@@ -93,6 +97,13 @@ class ProgramResults:
                                                       "DID by city-size tier (Table 6, all tiers in one model)").name
             files["table7"] = self.heterogeneity.plot(7, folder / "table7_institutions.png",
                                                       "DID for pilot cities without / with DIG and IPP (Table 7)").name
+        if self.nqp_table6 is not None:
+            files["nqp_table6"] = self.nqp_table6.plot(folder / "nqp_table6.png",
+                                                       "DID on NQP by group (the NQP study's Table 6)").name
+        tables = self.nqp_resilience_tables
+        if tables is not None and tables.table6 is not None:
+            files["nqp_res_table6"] = tables.table6.plot(folder / "nqp_resilience_table6.png",
+                                                         "NQP on resilience by group (Table 6)").name
         if self.spec_curve is not None:
             files["spec_curve"] = self.spec_curve.plot(folder / "spec_curve.png").name
         return files
@@ -106,12 +117,8 @@ def run_study(con: duckdb.DuckDBPyConnection, name: str):
 def program_results(con: duckdb.DuckDBPyConnection, results: dict) -> ProgramResults:
     """The studies' results, with the panel's years, for the report (nothing written)."""
     first, last = con.execute(f"select min(year), max(year) from {PANEL}").fetchone()
-    return ProgramResults(results["baseline"], results["event_study"], results["placebo"],
-                          results["nqp_baseline"], (int(first), int(last)), results.get("table2"),
-                          results.get("table4_iv"), results.get("table4_psm"), results.get("robustness"),
-                          results.get("nqp_robustness"), results.get("nqp_resilience_iv"),
-                          results.get("spec_curve"), results.get("heterogeneity"), results.get("nqp_table5"),
-                          results.get("nqp_resilience_tables"))
+    # every study's result under its STUDIES name, which is also the field's name
+    return ProgramResults(panel_years=(int(first), int(last)), **results)
 
 
 def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
@@ -135,6 +142,7 @@ def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
     for mediator, med in results["nqp_table5"].results.items():
         persist_mediation(con, vintage, vintage, synthetic, f"nqp.table5.{mediator}", med)
     nqp_resilience.persist_tables(con, vintage, vintage, synthetic, results["nqp_resilience_tables"])
+    persist_split_table(con, vintage, vintage, synthetic, results["nqp_table6"])
     return program_results(con, results)
 
 

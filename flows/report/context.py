@@ -25,7 +25,7 @@ PERMUTATIONS = {"adoption": "random adoption assignments", "units": "random assi
 SHORT_TITLES = {"summary": "Summary", "index": "Index", "top-cities": "Top cities", "baseline": "Table 3",
                 "event-study": "Event study", "placebo": "Placebo", "nqp": "NQP Table 3", "table2": "Table 2", "table4": "Table 4 (2SLS)", "robustness": "Robustness", "nqp-robustness": "NQP robustness", "spec-curve": "Specification curve", "table5": "Table 5", "table6": "Table 6", "table7": "Table 7",
                 "nqp-table5": "NQP Table 5", "nqp-res-table3": "NQP → RES Table 3", "nqp-res-table5": "NQP → RES Table 5",
-                "nqp-res-table7": "NQP → RES Table 7", "nqp-res-iv": "NQP → RES 2SLS",
+                "nqp-res-table7": "NQP → RES Table 7", "nqp-table6": "NQP Table 6", "nqp-res-table6": "NQP → RES Table 6", "nqp-res-iv": "NQP → RES 2SLS",
                 "treated-control": "Pilot vs other cities", "files": "Files", "dbt": "dbt build",
                 "changes": "Changes", "imputed": "Imputed cells", "names": "Names", "expectations": "Expectations",
                 "revisions": "Revisions", "where": "Paths"}
@@ -217,6 +217,19 @@ def nqp_more_results(estimation) -> dict | None:
                              "note": "Outcome NQP, treatment DID, the NQP study's controls, city and year FE, CRV1 "
                                      "by city; a·b with the Sobel test and a 999-draw cluster bootstrap by city."
                                      + missing + " " + no_truth}
+    split_note = (" Beneath each pair: the difference of the two coefficients, its p-value in the fully interacted "
+                  "pooled model, and Fisher's permutation p-value (group labels permuted across cities) - the "
+                  "test the study's claim of a stronger effect in one group needs.")
+    t6 = getattr(estimation, "nqp_table6", None)
+    if t6 is not None:
+        out["nqp-table6"] = {"title": "The NQP study's Table 6: key vs ordinary and resource-based vs other cities",
+                             "markdown": t6.render("markdown"), "html": t6.render("html"),
+                             "note": "Outcome NQP; Table 3 column (4) on each group." + split_note + " " + no_truth}
+    if nr is not None and nr.table6 is not None:
+        out["nqp-res-table6"] = {"title": "The NQP → resilience study's Table 6: S&T spending, Hu line, resource base",
+                                 "markdown": nr.table6.render("markdown"), "html": nr.table6.render("html"),
+                                 "note": "S&T spending: a city's mean S&T share of the budget over the panel, "
+                                         "above or below the median city." + split_note + " " + no_truth}
     if nr is not None:
         for n, cols, title in ((3, nr.table3, "Table 3: NQP on economic resilience, controls added in turn"),
                                (5, nr.table5, "Table 5: robustness"),
@@ -444,13 +457,17 @@ def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground
             sections.append(Section("nqp-robustness", nqp_robustness["title"], "results"))
         if more and "nqp-table5" in more:
             sections.append(Section("nqp-table5", more["nqp-table5"]["title"], "results"))
+        if more and "nqp-table6" in more:
+            sections.append(Section("nqp-table6", more["nqp-table6"]["title"], "results",
+                                    [study_figures["nqp_table6"]] if "nqp_table6" in study_figures else []))
         if more and "nqp-res-table3" in more:
             sections.append(Section("nqp-res-table3", more["nqp-res-table3"]["title"], "results"))
         if nqp_res_iv:
             sections.append(Section("nqp-res-iv", nqp_res_iv["title"], "results"))
-        for key in ("nqp-res-table5", "nqp-res-table7"):
+        for key in ("nqp-res-table5", "nqp-res-table6", "nqp-res-table7"):
             if more and key in more:
-                sections.append(Section(key, more[key]["title"], "results"))
+                figure = study_figures.get("nqp_res_table6") if key == "nqp-res-table6" else None
+                sections.append(Section(key, more[key]["title"], "results", [figure] if figure else []))
     elif "treated_control" in figures_by_name:
         sections.append(Section("treated-control", "Pilot cities vs the others", "results",
                                 [figures_by_name["treated_control"]]))

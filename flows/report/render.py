@@ -110,6 +110,10 @@ def _study_figures(estimation, folder: Path) -> dict:
                                            "the dashed line is the pooled baseline.")),
             "table7": ("DIG and IPP", ("DID for pilot cities without and with each status, with 95% CIs; the "
                                        "dashed line is the pooled baseline.")),
+            "nqp_table6": ("NQP by group", ("DID on NQP in each group with 95% CIs; the dashed line is the whole "
+                                            "sample's estimate.")),
+            "nqp_res_table6": ("NQP on resilience by group", ("The NQP coefficient in each group with 95% CIs; "
+                                                              "the dashed line is the whole sample's estimate.")),
             "spec_curve": ("Specification curve", ("DID estimates with 95% confidence intervals under each way "
                                                    "of building the index, sorted; below, the choices of each."))}
     return {name: figure_record(name, folder / file, *alts.get(name, (name, ""))) for name, file in files.items()}
