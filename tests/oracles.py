@@ -178,3 +178,13 @@ def condition_number(X: np.ndarray) -> float:
     Xs = X / np.linalg.norm(X, axis=0)
     s = np.linalg.svd(Xs, compute_uv=False)
     return float(s[0] / s[-1])
+
+
+def pf_crv1(formula: str, data: pd.DataFrame, weights: str | None = None, cluster: str = "city_code"):
+    """pyfixest with CRV1 by ``cluster`` and a tight demeaning tolerance (the studies' tables)."""
+    import pyfixest as pf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pf.feols(formula, data=data, vcov={"CRV1": cluster}, weights=weights,
+                        demeaner=pf.MapDemeaner(fixef_tol=1e-12, fixef_maxiter=100_000))

@@ -5,13 +5,12 @@ independent computation (numpy, pyfixest) on the same data."""
 from __future__ import annotations
 
 import json
-import warnings
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from oracles import COEF_TOL, SE_RTOL
+from oracles import COEF_TOL, SE_RTOL, pf_crv1
 
 from estimation.engine.model import feols
 from estimation.studies import nqp, nqp_resilience, resilience
@@ -19,13 +18,7 @@ from estimation.studies.common import PANEL
 from warehouse.sample import generate, iv_truth
 
 
-def _pf(formula: str, data: pd.DataFrame, weights: str | None = None):
-    import pyfixest as pf
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pf.feols(formula, data=data, vcov={"CRV1": "city_code"}, weights=weights,
-                        demeaner=pf.MapDemeaner(fixef_tol=1e-12, fixef_maxiter=100_000))
+_pf = pf_crv1
 
 
 # ------------------------------------------------------------------ the generator's 2SLS truth

@@ -5,24 +5,17 @@ synthetic ground truth."""
 from __future__ import annotations
 
 import json
-import warnings
 
 import duckdb
 import numpy as np
 import pytest
-from oracles import COEF_TOL, SE_RTOL
+from oracles import COEF_TOL, SE_RTOL, pf_crv1
 
 from estimation.studies import resilience_heterogeneity as het
 from estimation.studies.common import PANEL
 
 
-def _pf(formula, data):
-    import pyfixest as pf
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pf.feols(formula, data=data, vcov={"CRV1": "city_code"},
-                        demeaner=pf.MapDemeaner(fixef_tol=1e-12, fixef_maxiter=100_000))
+_pf = pf_crv1
 
 
 @pytest.fixture(scope="module")
