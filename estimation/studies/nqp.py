@@ -141,3 +141,49 @@ def run_table6(con: duckdb.DuckDBPyConnection, panel: str = PANEL):
 
 def specs_formula() -> str:
     return f"{OUTCOME} ~ {' + '.join((TREATMENT, *CONTROLS))} | {UNIT} + {TIME}"
+
+
+# ------------------------------------------------------------ ground truth (synthetic sample)
+
+def _ci(result: FeolsResult, term: str = TREATMENT) -> tuple[float, float, float]:
+    low, high = (float(v) for v in result.conf_int.loc[term])
+    return float(result.coef[term]), low, high
+
+
+def truth_lines(specs: list[ModelSpec], results: list[FeolsResult], ground_truth: dict,
+                panel_years: tuple[int, int] | None = None) -> list[str]:
+    """Table 3 against the generator's true ATT on NQP: column (3) (city and year FE, no controls)
+    is the specification the generator's design supports; column (4) adds Str, which the pilot
+    zones move (a bad control), and is biased by construction."""
+    truth = ground_truth.get("nqp", {}).get("att")
+    if truth is None or (panel_years is not None and tuple(panel_years) != tuple(ground_truth["years"]["panel"])):
+        return []
+    lines = [f"True ATT of the policy on NQP (generator ground truth): **{truth:.5f}**."]
+    for n, result in ((3, results[2]), (4, results[3])):
+        coef, low, high = _ci(result)
+        verdict = "covers it" if low <= truth <= high else "does NOT cover it"
+        lines.append(f"Column ({n}): {coef:.5f}, 95% CI [{low:.5f}, {high:.5f}] — {verdict}.")
+    lines.append("Column (4) controls for Str (tertiary / secondary value added), which the pilot zones move: the "
+                 "generator shifts 6% of secondary value added to tertiary at full exposure. A control that the "
+                 "treatment moves absorbs part of the effect (a bad control), so column (4) is biased by "
+                 "construction; columns (1)-(2) omit the fixed effects that the pilots' selection requires.")
+    return lines
+
+
+def mediation_truth_lines(mediation: "Mediation", ground_truth: dict) -> list[str]:
+    """The mediation of green patent applications against the generator's path: a (the policy's
+    effect on LnGIP) and the natural indirect effect on NQP."""
+    path = ground_truth.get("nqp", {}).get("mediation_green_patents")
+    med = mediation.results.get("log_green_patent_applications")
+    if path is None or med is None:
+        return []
+    a_low, a_high = (med.a - 1.96 * med.se_a, med.a + 1.96 * med.se_a)
+    b_low, b_high = med.boot_ci
+    return [
+        f"a (policy → LnGIP): estimate {med.a:.4f}, approximate 95% CI [{a_low:.4f}, {a_high:.4f}]; true {path['a']:.4f} "
+        f"— {'covered' if a_low <= path['a'] <= a_high else 'NOT covered'}.",
+        f"Indirect effect a·b: {med.indirect:.5f}, bootstrap 95% CI [{b_low:.5f}, {b_high:.5f}]; true natural indirect "
+        f"effect {path['nie']:.5f} — {'covered' if b_low <= path['nie'] <= b_high else 'NOT covered'} (the generator "
+        f"turns half of each green application into a granted invention patent, an NQP indicator).",
+        "The total and direct effects carry the Str bad control of Table 3 column (4) and are not compared.",
+    ]

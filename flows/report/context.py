@@ -203,7 +203,7 @@ def heterogeneity_results(estimation, ground_truth: dict | None) -> dict | None:
     }
 
 
-def nqp_more_results(estimation) -> dict | None:
+def nqp_more_results(estimation, ground_truth: dict | None = None) -> dict | None:
     """The NQP study's Table 5 and the NQP -> resilience study's Tables 3, 5 and 7."""
     med, nr = getattr(estimation, "nqp_table5", None), getattr(estimation, "nqp_resilience_tables", None)
     out = {}
@@ -212,11 +212,15 @@ def nqp_more_results(estimation) -> dict | None:
     if med is not None:
         missing = (" The study's other mediator, digital inclusive finance (the Peking University index), is not "
                    "a warehouse source yet.") if med.missing else ""
+        from estimation.studies.nqp import mediation_truth_lines
+
+        same_years = ground_truth and tuple(estimation.panel_years) == tuple(ground_truth["years"]["panel"])
+        truth = mediation_truth_lines(med, ground_truth) if same_years else []
         out["nqp-table5"] = {"title": "The NQP study's Table 5: two-step mediation, with the indirect effect tested",
-                             "markdown": med.render("markdown"), "html": med.render("html"),
+                             "markdown": med.render("markdown"), "html": med.render("html"), "truth": truth,
                              "note": "Outcome NQP, treatment DID, the NQP study's controls, city and year FE, CRV1 "
                                      "by city; a·b with the Sobel test and a 999-draw cluster bootstrap by city."
-                                     + missing + " " + no_truth}
+                                     + missing}
     split_note = (" Beneath each pair: the difference of the two coefficients, its p-value in the fully interacted "
                   "pooled model, and Fisher's permutation p-value (group labels permuted across cities) - the "
                   "test the study's claim of a stronger effect in one group needs.")
@@ -244,6 +248,8 @@ def nqp_more_results(estimation) -> dict | None:
                                         "html": body_html,
                                         "note": "Outcome: the Martin-Sunley sensitivity index (ER); NQP: the "
                                                 "hierarchical index. " + no_truth}
+    for entry in out.values():
+        entry.setdefault("truth", [])
     return out or None
 
 
@@ -281,13 +287,15 @@ def robustness_results(estimation) -> dict | None:
                     "index of the NQP-resilience study's eq. (1) as the outcome."}
 
 
-def nqp_results(estimation) -> dict:
+def nqp_results(estimation, ground_truth: dict | None = None) -> dict:
     from estimation.studies.common import table3
+    from estimation.studies.nqp import truth_lines
 
     specs, results = estimation.nqp_baseline
     return {"title": f"The NQP study's Table 3 (outcome: {specs[0].outcome})",
             "markdown": table3(specs, results, "markdown", adj_r2=True),
-            "html": table3(specs, results, "html", adj_r2=True)}
+            "html": table3(specs, results, "html", adj_r2=True),
+            "truth": truth_lines(specs, results, ground_truth, estimation.panel_years) if ground_truth else []}
 
 
 # ---------------------------------------------------------------- the summary lines
@@ -414,13 +422,13 @@ def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground
         baseline = baseline_results(estimation, ground_truth)
         event = event_study_results(estimation, ground_truth)
         placebo = placebo_results(estimation)
-        nqp = nqp_results(estimation)
+        nqp = nqp_results(estimation, ground_truth)
         table2, table4 = table2_results(estimation), table4_results(estimation, ground_truth)
         robustness = robustness_results(estimation)
         nqp_robustness, nqp_res_iv = nqp_robustness_results(estimation), nqp_resilience_iv_results(estimation)
         curve = spec_curve_results(estimation)
         het = heterogeneity_results(estimation, ground_truth)
-        more = nqp_more_results(estimation)
+        more = nqp_more_results(estimation, ground_truth)
 
     checks = _checks(summary, facts, critical, warnings)
     sections = [Section("summary", "Summary", "summary")]

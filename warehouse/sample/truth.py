@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from warehouse.sample import iv_truth
+from warehouse.sample import iv_truth, nqp_truth
 from warehouse.sample import policy as pol
 from warehouse.sample.cities import TIER_NAMES, CityTable
 from warehouse.sample.dgp import PHONES_PILOT_SHIFT, POLICY_EFFECTS, Latent
@@ -41,7 +41,10 @@ NOTES = (
     "radius of a treated city, post years. Jinan includes Laiwu from 2019 in the latent data as in the files. "
     "iv: the resilience study's 2SLS (Table 4) on the complete latent panel, split into the policy effect as "
     "the instrument weights it (estimand) and what it picks up from the untreated path (counterfactual_term); "
-    "see warehouse/sample/iv_truth.py."
+    "see warehouse/sample/iv_truth.py. nqp: the NQP index (index_spec nqp, 11 available indicators, panel "
+    "min-max by direction, entropy weights from the factual data) - att over treated panel cities and post years, "
+    "and the mediator path through green patent applications (a on ln(1 + applications), natural indirect "
+    "and direct effects on NQP); see warehouse/sample/nqp_truth.py."
 )
 
 
@@ -180,6 +183,8 @@ def build(
         iv_truth.study_controls({v: f[v][rows][:, cols] for v in f}),
     )
 
+    nqp = nqp_truth.build(rows, cols, f, c, treated, post)
+
     I = pt.index_factual
     truth = {
         "synthetic": True,
@@ -247,6 +252,7 @@ def build(
             "mechanisms": mechanisms,
             "spillover": spill,
         },
+        "nqp": nqp,
         "iv": {
             "instrument": "telephones_per_100_1984 x previous year's national internet users (millions)",
             "telephones": f"exp(ln 0.35 + {PHONES_PILOT_SHIFT} x pilot + 0.35 z), z ~ N(0, 1) per city",
