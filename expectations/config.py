@@ -26,6 +26,7 @@ REQUIRED_VARIABLES: dict[str, tuple[str, tuple[str, ...]]] = {
         "digital_patent_applications",
     )),
     "historical": ("any", ("telephones_per_100_1984", "urban_resident_pop_2014")),
+    "digital_finance": ("all", ("digital_finance",)),
     "national": ("all", ("national_gdp_per_capita", "internet_users", "usd_cny", "cpi_index")),
 }
 
@@ -73,6 +74,7 @@ PLAUSIBLE_RANGES: dict[str, tuple[float, float]] = {
     "internet_users": (1e3, 2e5),               # 万人
     "usd_cny": (1, 20),                         # 元/美元
     "cpi_index": (80, 130),                     # previous year = 100
+    "digital_finance": (1, 1_000),              # index points (the Peking University index: ~20-400)
 }
 
 # Rows of a file (cities) relative to the cities of the reference seed that exist in the file's
@@ -84,6 +86,7 @@ ROW_COUNT_BANDS: dict[str, tuple[float, float]] = {
     "patents": (0.95, 1.0),
     "historical": (0.90, 1.0),
     "enterprises": (0.90, 1.0),
+    "digital_finance": (0.90, 1.0),
 }
 
 # ---------------------------------------------------------------- marts suite

@@ -25,6 +25,7 @@ CITY_SOURCES = {
     "city_yearbook": "intermediate.int_city_yearbook_values",
     "patents": "intermediate.int_patent_city_counts",
     "historical": "intermediate.int_historical_city_values",
+    "digital_finance": "intermediate.int_digital_finance_values",
 }
 IN_SCOPE = "(cast($load_id as varchar) is null or load_id = $load_id)"
 

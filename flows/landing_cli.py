@@ -20,7 +20,7 @@ landing_app = typer.Typer(add_completion=False, no_args_is_help=True,
 mappings_app = typer.Typer(add_completion=False, no_args_is_help=True,
                            help="The user's header, unit and city mappings ($CITYRES_HOME/mappings).")
 
-CITY_SOURCES = ("city_yearbook", "patents", "historical")
+CITY_SOURCES = ("city_yearbook", "patents", "historical", "digital_finance")
 SEEN = ("failed", "refused")  # refusals a refresh does not repeat until the file or its configuration changes
 
 

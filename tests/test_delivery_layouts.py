@@ -194,3 +194,33 @@ def test_a_title_year_wins_over_the_file_name(sample, wide, tmp_path):
     (record,) = summary.files
     assert record.years == [2016] and "taken from the title, not 2017 from the file name" in record.note
     assert_same_cells(values(con), wide[2016])
+
+
+def test_the_digital_finance_index_in_the_peking_university_layout(tmp_path):
+    """The index's city file as distributed (English headers, a year column, sub-indices the
+    warehouse does not use) loads once the sub-indices are marked `ignore`; the sample's Chinese
+    layout gives the same values."""
+    chinese = ("省份,城市,年份,数字普惠金融指数\n北京市,北京市,2016,248.63\n河北省,石家庄市,2016,199.20\n"
+               "北京市,北京市,2017,286.84\n河北省,石家庄市,2017,230.11\n").encode("utf-8")
+    english = ("prov_name,city_name,year,index_aggregate,coverage_breadth,usage_depth,digitization_level\n"
+               "北京市,北京市,2016,248.63,240.1,251.2,270.0\n河北省,石家庄市,2016,199.20,190.0,200.3,210.2\n"
+               "北京市,北京市,2017,286.84,270.2,290.1,301.0\n河北省,石家庄市,2017,230.11,220.0,231.1,240.5\n"
+               ).encode("utf-8")
+    summary, con = load(tmp_path, {"digital_finance/difi_chinese.csv": chinese}, name="zh")
+    assert [f.status for f in summary.files] == ["loaded"], summary.files
+    expected = values(con)
+    assert expected[("110000", 2017, "digital_finance")] == 286.84 and len(expected) == 4
+    # unmapped sub-indices refuse the file, naming the header and the line to add
+    summary, _ = load(tmp_path, {"digital_finance/difi.csv": english}, name="en_refused")
+    (refused,) = summary.files
+    assert refused.status != "loaded" and "coverage_breadth" in (refused.error or "")
+    home = Home(tmp_path / "home").ensure()
+    (home.root / "mappings").mkdir(exist_ok=True)
+    (home.root / "mappings" / "headers.csv").write_text(
+        "source,header,variable,unit\n" + "".join(f"digital_finance,{h},ignore,\n" for h in
+                                                  ("coverage_breadth", "usage_depth", "digitization_level")),
+        encoding="utf-8")
+    config = DeliveryConfig.for_home(home)
+    summary, con = load(tmp_path, {"digital_finance/difi.csv": english}, config=config, name="en")
+    assert [f.status for f in summary.files] == ["loaded"], summary.files
+    assert values(con, config) == expected

@@ -58,7 +58,7 @@ def test_every_problem_of_the_mapping_files_is_one_line_with_file_and_line(tmp_p
         "mappings/headers.csv line 3: unit '美元' does not convert to 元 (the unit of avg_wage); "
         "add it to mappings/units.csv",
         "mappings/headers.csv line 5: header '户籍人口(年末)' is mapped twice (also line 4)",
-        "mappings/headers.csv line 6: unknown source 'nowhere' (one of city_yearbook, historical, patents)",
+        "mappings/headers.csv line 6: unknown source 'nowhere' (one of city_yearbook, digital_finance, historical, patents)",
         "mappings/cities.csv line 2: city_code '999999' is not a city of ref_cities.csv (a 6-digit code such as "
         "130100, or 'exclude')",
         "mappings/cities.csv line 3: valid_from_year '19x' is not a year",

@@ -108,11 +108,18 @@ def test_baseline_matches_pyfixest_and_covers_the_true_att(published):
 def test_estimates_validation_and_provenance_are_published(published):
     home, result, _ = published
     estimates = query(home, "select model_id, term, coef, se, vintage, synthetic from estimates")
-    assert set(estimates["model_id"]) == ({f"table3_col{i}" for i in range(1, 5)}
-                                          | {f"nqp_table3_col{i}" for i in range(1, 5)}
-                                          | {"event_study", "placebo", "table4_first_stage", "table4_2sls",
-                                             "table4_psm_nearest"}
-                                          | {model_id for model_id, *_ in robustness_checks()})
+    named = ({f"table3_col{i}" for i in range(1, 5)} | {f"nqp_table3_col{i}" for i in range(1, 5)}
+             | {"event_study", "placebo", "table4_first_stage", "table4_2sls", "table4_psm_nearest",
+                "nqp_res_table4_first_stage", "nqp_res_table4_2sls"}
+             | {model_id for model_id, *_ in robustness_checks()})
+    # the tables of the studies' further analyses: study.table.<model>
+    tables = ("nqp_robust_", "resilience.table5.", "resilience.table6.", "resilience.table7.", "nqp.table5.",
+              "nqp.table6.", "nqp_resilience.table3.", "nqp_resilience.table5.", "nqp_resilience.table6.",
+              "nqp_resilience.table7.")
+    ids = set(estimates["model_id"])
+    assert named <= ids
+    assert {m for m in ids - named if not m.startswith(tables)} == set()
+    assert all(any(m.startswith(t) for m in ids) for t in tables)
     draws = query(home, "select count(*) as n, count(distinct draw) as d from placebo_draws")
     assert draws["n"].iloc[0] == draws["d"].iloc[0] == 500
     assert (estimates["vintage"] == result["vintage"]).all() and estimates["synthetic"].all()
@@ -122,7 +129,8 @@ def test_estimates_validation_and_provenance_are_published(published):
     assert provenance["synthetic"].all()
     manifest = query(home, "select source, status, count(*) n from raw.load_manifest group by all")
     assert set(manifest["status"]) == {"loaded"}
-    assert set(manifest["source"]) == {"city_yearbook", "national", "patents", "enterprises", "historical"}
+    assert set(manifest["source"]) == {"city_yearbook", "national", "patents", "enterprises", "historical",
+                                       "digital_finance"}
 
 
 def test_report_says_synthetic_and_shows_tables_and_figures(published):

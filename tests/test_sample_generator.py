@@ -126,7 +126,8 @@ def test_summary_and_folders(written):
     on_disk = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     assert summary["files"] == on_disk
     assert sorted(p.name for p in root.iterdir()) == sorted(
-        ["README.txt", "ground_truth.json", "city_yearbook", "national", "patents", "enterprises", "historical"]
+        ["README.txt", "ground_truth.json", "city_yearbook", "national", "patents", "enterprises", "historical",
+         "digital_finance"]
     )
     assert len(list((root / "city_yearbook").iterdir())) == 13
     assert "SYNTHETIC" in (root / "README.txt").read_text(encoding="utf-8")

@@ -26,7 +26,7 @@ from warehouse.layouts import LayoutError, check_numbers, is_footnote, parse_cit
 from warehouse.names import CityResolver, city_key, resolver_with
 from warehouse.readers import UnreadableFile, decode, read_rows
 
-SOURCES = ("city_yearbook", "national", "patents", "enterprises", "historical")
+SOURCES = ("city_yearbook", "national", "patents", "enterprises", "historical", "digital_finance")
 YEAR_IN_NAME = re.compile(r"(?<!\d)(19|20)\d{2}(?!\d)")
 
 RAW_DDL = """

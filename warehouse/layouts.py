@@ -35,7 +35,7 @@ from warehouse.names import CityResolver, city_key
 from warehouse.settings import SCOPES, DeliveryProfile
 
 CITY_COLUMN_NAMES = {"城市", "城市名称", "地区", "地区名称", "city", "cityname", "city_name", "region"}
-PROVINCE_COLUMN_NAMES = {"省份", "省", "所属省份", "province"}
+PROVINCE_COLUMN_NAMES = {"省份", "省", "所属省份", "province", "prov_name", "province_name"}
 YEAR_COLUMN_NAMES = {"年份", "年度", "year"}
 LONG_INDICATOR_NAMES = {"指标", "指标名称", "indicator"}
 LONG_UNIT_NAMES = {"单位", "unit"}

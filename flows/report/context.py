@@ -210,8 +210,8 @@ def nqp_more_results(estimation, ground_truth: dict | None = None) -> dict | Non
     no_truth = ("The synthetic sample plants no effect of these variables on one another beyond the pilot "
                 "zones' own effects, so no ground truth is stated for them.")
     if med is not None:
-        missing = (" The study's other mediator, digital inclusive finance (the Peking University index), is not "
-                   "a warehouse source yet.") if med.missing else ""
+        missing = (f" Not estimated, no data delivered: {', '.join(med.missing)} (source digital_finance: the "
+                   "Peking University index's city table).") if med.missing else ""
         from estimation.studies.nqp import mediation_truth_lines
 
         same_years = ground_truth and tuple(estimation.panel_years) == tuple(ground_truth["years"]["panel"])

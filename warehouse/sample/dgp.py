@@ -33,7 +33,7 @@ VARIABLES = (
     "hospital_beds", "college_students", "road_area", "avg_wage", "emp_total", "emp_it",
     "emp_research", "patents_granted", "invention_patents_granted", "green_patent_applications",
     "digital_economy_patent_applications", "college_teachers", "so2_industrial", "electricity_use",
-    "wastewater_treatment_rate", "broadband_users", "mobile_users", "telecom_volume",
+    "wastewater_treatment_rate", "broadband_users", "mobile_users", "telecom_volume", "digital_finance",
 )  # fmt: skip
 # Averages and rates, not totals: they do not add up across a boundary change or in a province
 # subtotal. Each maps to the variable that weights it when two cities are put together.
@@ -141,6 +141,9 @@ class Latent:
     heterogeneity: np.ndarray
     tau: np.ndarray  # exposure on the pre-merge geography
     prominence: np.ndarray
+    # the factual data of a variable with one mediator held at its no-policy level (published
+    # geography): {"green_patents": {"invention_patents_granted": ...}, "digital_finance": {...}}
+    mediator_held: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 def _ar1(rng: np.random.Generator, shape: tuple[int, int], rho: float, sd: float) -> np.ndarray:
@@ -422,6 +425,13 @@ def simulate(cities: CityTable, design: PolicyDesign, years: np.ndarray, city_rn
     tau = design.exposure(years, h)
     f = dgp_nqp.apply_policy(apply_policy(cf, tau), tau)
     published = np.stack([cities.published(int(y)) for y in years], axis=1)
+    green_gain = GREEN_TO_INVENTION * (f["green_patent_applications"] - cf["green_patent_applications"])
+    finance_gain = np.exp(dgp_nqp.DIGITAL_FINANCE_TO_TELECOM * dgp_nqp.POLICY_EFFECTS["digital_finance"] * tau)
+    held = {
+        "green_patents": {"invention_patents_granted": f["invention_patents_granted"] - green_gain},
+        "digital_finance": {"telecom_volume": f["telecom_volume"] / finance_gain},
+    }
+    mediator_held = {m: {v: merge_boundaries(dict(f, **h), cities, years)[v] for v in h} for m, h in held.items()}
     return Latent(
         years=years,
         factual=merge_boundaries(f, cities, years),
@@ -433,4 +443,5 @@ def simulate(cities: CityTable, design: PolicyDesign, years: np.ndarray, city_rn
         heterogeneity=h,
         tau=tau,
         prominence=extra["prominence"],
+        mediator_held=mediator_held,
     )

@@ -13,7 +13,7 @@ from warehouse.sample.cities import CityTable
 from warehouse.sample.policy import PolicyDesign
 
 DEFAULT_SEED = 20240601
-FOLDERS = ("city_yearbook", "national", "patents", "enterprises", "historical")
+FOLDERS = ("city_yearbook", "national", "patents", "enterprises", "historical", "digital_finance")
 # What this generator owns inside out_dir; anything else there is left alone.
 _OWNED = {
     "city_yearbook": re.compile(r"^中国城市统计年鉴_\d{4}\.(csv|xlsx)$"),
@@ -21,6 +21,7 @@ _OWNED = {
     "patents": re.compile(r"^patents_\d{4}\.csv$"),
     "enterprises": re.compile(r"^registrations_\d{4}\.csv$"),
     "historical": re.compile(r"^(telephones_1984|urban_population_2014)\.csv$"),
+    "digital_finance": re.compile(r"^北京大学数字普惠金融指数_地级市\.csv$"),
 }
 # Independent random streams, so that e.g. firm_scale changes the firm records only.
 _STREAMS = ("city", "time", "firm_counts", "firm_records", "mess", "patent_names", "nqp")
@@ -110,6 +111,8 @@ def write_sample(
         path.write_bytes(text.encode("utf-8"))
         written.append(path)
     written += writers.write_historical(out_dir / "historical", c, lat.phones1984, lat.core2014)
+    written.append(writers.write_digital_finance(out_dir / "digital_finance", c, s.years,
+                                                 lat.factual["digital_finance"], lat.published))
     written.append(writers.write_readme(out_dir, seed, start_year, end_year, firm_scale))
     gt_path = out_dir / "ground_truth.json"
     gt_path.write_bytes(truth.dumps(s.truth).encode("utf-8"))

@@ -183,7 +183,7 @@ def build(
         iv_truth.study_controls({v: f[v][rows][:, cols] for v in f}),
     )
 
-    nqp = nqp_truth.build(rows, cols, f, c, treated, post)
+    nqp = nqp_truth.build(rows, cols, f, c, treated, post, latent.mediator_held)
 
     I = pt.index_factual
     truth = {

@@ -164,6 +164,23 @@ def write_patents(folder: Path, cities: CityTable, year: int, values: dict[str, 
     return path
 
 
+DIGITAL_FINANCE_FILE = "北京大学数字普惠金融指数_地级市.csv"
+DIGITAL_FINANCE_HEADER = ["省份", "城市", "年份", "数字普惠金融指数"]
+
+
+def write_digital_finance(folder: Path, cities: CityTable, years: np.ndarray, finance: np.ndarray,
+                          published: np.ndarray) -> Path:
+    """One long file, as the index is distributed: a row per city and year (the cities of that
+    year's yearbooks), the aggregate index with two decimals. Synthetic like everything here."""
+    rows = [DIGITAL_FINANCE_HEADER]
+    for t, year in enumerate(years):
+        order = sorted(np.flatnonzero(published[:, t]), key=lambda i: (cities.province_code[i], cities.code[i]))
+        rows += [[cities.province_zh[i], cities.name_zh[i], str(int(year)), f"{finance[i, t]:.2f}"] for i in order]
+    path = folder / DIGITAL_FINANCE_FILE
+    path.write_bytes(_csv_text(rows).encode("utf-8"))
+    return path
+
+
 def write_historical(folder: Path, cities: CityTable, phones: np.ndarray, core2014: np.ndarray) -> list[Path]:
     """Historical tables are keyed by today's cities (they feed instruments and tiers of the
     current panel), so Laiwu, abolished in 2019, is not in them; nor is Sansha."""
@@ -186,7 +203,8 @@ README = """SYNTHETIC SAMPLE DATA - NOT REAL STATISTICS
 Everything in this folder was simulated by the cityres sample generator
 (warehouse.sample.write_sample, seed {seed}, years {start}-{end}, firm_scale {scale}).
 The files imitate the layout of real deliveries (Chinese city statistical yearbooks,
-a patent database, a firm registry, national series, historical tables), including
+a patent database, a firm registry, national series, historical tables, a digital
+inclusive finance index in the layout of the Peking University index), including
 their mess, but every number comes from a known data-generating process.
 
 ground_truth.json holds that process's true values: the entropy weights of the

@@ -56,6 +56,7 @@ select
     panel.new_firms,
     panel.log_digital_patent_applications,
     panel.log_green_patent_applications,
+    panel.digital_finance,
     attributes.size_tier,
     attributes.size_tier_group,
     attributes.is_key_city,

@@ -3,7 +3,7 @@
 -- at either end stay NULL (is_missing) unless var extrapolation = 'nearest', which carries the
 -- nearest reported value and flags it (is_extrapolated): nothing is extrapolated silently.
 with variables as (
-    select distinct variable from {{ ref('yearbook_headers') }} where source in ('city_yearbook', 'patents')
+    select distinct variable from {{ ref('yearbook_headers') }} where source in ('city_yearbook', 'patents', 'digital_finance')
 ),
 
 grid as (

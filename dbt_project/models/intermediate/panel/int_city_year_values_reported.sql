@@ -1,4 +1,4 @@
--- Reported yearbook and patent values per city, year and variable, on the geography chosen by
+-- Reported yearbook, patent and digital-finance values per city, year and variable, on the geography chosen by
 -- var boundary_policy. Under current_boundaries the totals of a city that was later merged
 -- (Laiwu → Jinan, 2019) are added to the absorbing city for the years before the merger;
 -- rates and averages are combined with the weight the yearbook_headers seed names.
@@ -6,6 +6,8 @@ with reported as (
     select city_code, year, variable, value from {{ ref('int_city_yearbook_values') }}
     union all
     select city_code, year, variable, value from {{ ref('int_patent_city_counts') }}
+    union all
+    select city_code, year, variable, value from {{ ref('int_digital_finance_values') }}
 ),
 
 deduplicated as (

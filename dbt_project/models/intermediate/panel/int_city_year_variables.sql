@@ -3,7 +3,7 @@
 -- depends_on: {{ ref('yearbook_headers') }}
 {% set variables_query %}
 select distinct variable from {{ ref('yearbook_headers') }}
-where source in ('city_yearbook', 'patents') order by variable
+where source in ('city_yearbook', 'patents', 'digital_finance') order by variable
 {% endset %}
 {% set variables = run_query(variables_query).columns[0].values() if execute else [] %}
 select
