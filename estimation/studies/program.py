@@ -22,7 +22,7 @@ from typing import Callable
 import duckdb
 
 from estimation.engine.event_study import EventStudyResult
-from estimation.engine.persist import persist_results
+from estimation.engine.persist import persist_results, persist_tests
 from estimation.engine.placebo import PlaceboResult
 from estimation.engine.result import FeolsResult
 
@@ -61,6 +61,7 @@ STUDIES: dict[str, Callable[[duckdb.DuckDBPyConnection], object]] = {
     "nqp_table5": nqp.run_table5,
     "nqp_table6": nqp.run_table6,
     "nqp_resilience_tables": nqp_resilience.run_tables,
+    "wild_bootstrap": resilience.run_wild_bootstrap,
 }
 
 
@@ -82,6 +83,7 @@ class ProgramResults:
     nqp_table5: nqp.Mediation | None = None
     nqp_table6: object = None  # splits.SplitTable
     nqp_resilience_tables: nqp_resilience.NQPResilienceTables | None = None
+    wild_bootstrap: object = None  # estimation.engine.wildboot.WildBootResult of Table 3 column (4)
 
     def figures(self, folder: Path) -> dict[str, str]:
         """Write the parallel-trends, placebo and propensity-score figures; return their file names."""
@@ -143,6 +145,11 @@ def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
         persist_mediation(con, vintage, vintage, synthetic, f"nqp.table5.{mediator}", med)
     nqp_resilience.persist_tables(con, vintage, vintage, synthetic, results["nqp_resilience_tables"])
     persist_split_table(con, vintage, vintage, synthetic, results["nqp_table6"])
+    wild = results["wild_bootstrap"]
+    persist_tests(con, vintage, vintage, results["baseline"][0][3].model_id, [
+        ("wild_bootstrap_p", wild.p_value, wild.draws, None, wild.p_value),
+        ("wild_bootstrap_ci_low", wild.ci[0], None, None, None),
+        ("wild_bootstrap_ci_high", wild.ci[1], None, None, None)])
     return program_results(con, results)
 
 

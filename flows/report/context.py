@@ -87,11 +87,19 @@ def baseline_results(estimation, ground_truth: dict | None) -> dict:
     p = float(last.tidy().set_index("term").loc[term, "p"])
     truth = truth_comparison(results, ground_truth, estimation.panel_years) if ground_truth is not None else []
     compared = len(truth) == 2  # the truth and the estimate; one line says why they were not compared
+    wild = getattr(estimation, "wild_bootstrap", None)
+    inference = []
+    if wild is not None:
+        wild_p = (f"p = {wild.p_value:.4f}" if wild.p_value > 0
+                  else f"p < {1 / wild.draws:.4f} (no draw as extreme)")
+        inference.append(f"Column ({len(results)}), {term}: CRV1 p = {p:.4f}, 95% CI [{low:.5f}, {high:.5f}]; wild "
+                         f"cluster bootstrap (restricted, {wild.weights_type.capitalize()} weights, {wild.draws:,} "
+                         f"draws, by city) {wild_p}, 95% CI by test inversion [{wild.ci[0]:.5f}, {wild.ci[1]:.5f}].")
     return {
         "truth_att": _num(ground_truth["att"]["resilience_index"], ".5f") if compared else None,
         "covered": compared and truth[1].rstrip().endswith("covers the truth."),
         "markdown": table3(specs, results, "markdown"), "html": table3(specs, results, "html"),
-        "truth": truth, "term": term, "column": len(results),
+        "truth": truth, "inference": inference, "term": term, "column": len(results),
         "coef": _num(float(last.coef[term]), ".5f"), "ci_low": _num(low, ".5f"), "ci_high": _num(high, ".5f"),
         "p": _num(p, ".4f"), "outcome": specs[-1].outcome,
     }
