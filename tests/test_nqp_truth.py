@@ -68,10 +68,11 @@ def test_nqp_estimates_against_the_truth(published):
     home, con, truth = published
     specs, results = nqp.run_table3(con)
     att = truth["nqp"]["att"]
-    low, high = results[2].conf_int.loc["did"]
-    assert low <= att <= high  # city and year FE, no controls
-    # the study's controls include Str, which the policy moves: column (4) lies below column (3)
-    assert results[3].coef["did"] < results[2].coef["did"]
+    assert [s.model_id for s in specs][1] == "nqp_table3_col2" and specs[1].fixed_effects and not specs[1].has_controls
+    low, high = results[1].conf_int.loc["did"]
+    assert low <= att <= high  # column (2): city and year FE, no controls
+    # the study's controls include Str and Fin, which the policy moves: column (4) lies below the truth
+    assert results[3].coef["did"] < att
     table5 = nqp.run_table5(con)
     assert table5.missing == []
     for mediator, key in nqp.MEDIATOR_TRUTH.items():
