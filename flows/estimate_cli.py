@@ -27,7 +27,7 @@ from flows.cli_common import HomeOption, resolve_home
 
 estimate_app = typer.Typer(no_args_is_help=True,
                            help="Estimate models on the warehouse or on a CSV/Parquet panel of your own.")
-console = Console()
+console = Console(soft_wrap=True)  # long lines stay whole when piped (grep, files)
 err = Console(stderr=True, soft_wrap=True)
 
 DataOption = typer.Option(None, "--data", help="warehouse table/view, a .csv/.parquet file, or a SELECT "
@@ -274,7 +274,8 @@ def estimate_all(
     if es.pretrend is not None:
         facts.append(f"Event study: joint test of the leads F({es.pretrend.df1}, {es.pretrend.df2}) = "
                      f"{es.pretrend.f:.3f}, p = {es.pretrend.p_f:.4g}.")
-    facts.append(f"Placebo ({placebo.n_valid} valid draws): randomisation p-value {placebo.ri_p_value:.4g}.")
+    facts.append(f"Placebo ({placebo.n_valid} valid draws): randomisation p-value {placebo.ri_p_value:.4g} "
+                 f"({placebo.ri_p_value_plus1:.4g} counting the real assignment as a draw).")
     facts.append(f"Specification curve: {program.spec_curve.summary_line()}")
     for title, body in blocks:
         heading = f"<h2>{title}</h2>" if fmt == "html" else f"## {title}"
