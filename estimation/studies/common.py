@@ -329,6 +329,23 @@ def persist_robustness(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str
                            [(spec.model_id, spec.formula, r) for spec, r in zip(est.specs, est.results)])
 
 
+# ---------------------------------------------------------------- estimates beside the ground truth
+
+def estimate_ci(result: FeolsResult, term: str = TREATMENT) -> tuple[float, float, float]:
+    """(coefficient, 95% CI low, high) of ``term``."""
+    low, high = (float(v) for v in result.conf_int.loc[term])
+    return float(result.coef[term]), low, high
+
+
+def true_effects(ground_truth: dict) -> pd.Series:
+    """The generator's index effect (factual - counterfactual) per (city_code, year)."""
+    import numpy as np
+
+    by = ground_truth["index"]["by_city_year"]
+    diff = np.asarray(by["factual"]) - np.asarray(by["counterfactual"])
+    return pd.DataFrame(diff, index=by["city_codes"], columns=by["years"]).stack().rename("effect")
+
+
 # ---------------------------------------------------------------- mediation
 
 def persist_mediation(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str, synthetic: bool, prefix: str,

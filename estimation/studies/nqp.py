@@ -26,6 +26,7 @@ from .common import (
     ModelSpec,
     PSMEstimate,
     Robustness,
+    estimate_ci,
     psm_did,
     run_specs,
     run_study_event_study,
@@ -151,11 +152,6 @@ BAD_CONTROLS = ("The study's controls include Str (tertiary / secondary value ad
                 "loans +10% at full exposure): controls the treatment moves absorb part of its effect (bad "
                 "controls).")
 
-def _ci(result: FeolsResult, term: str = TREATMENT) -> tuple[float, float, float]:
-    low, high = (float(v) for v in result.conf_int.loc[term])
-    return float(result.coef[term]), low, high
-
-
 def truth_lines(specs: list[ModelSpec], results: list[FeolsResult], ground_truth: dict,
                 panel_years: tuple[int, int] | None = None) -> list[str]:
     """Table 3 against the generator's true ATT on NQP: column (2) (city and year FE, no controls)
@@ -166,7 +162,7 @@ def truth_lines(specs: list[ModelSpec], results: list[FeolsResult], ground_truth
         return []
     lines = [f"True ATT of the policy on NQP (generator ground truth): **{truth:.5f}**."]
     for n, result in ((2, results[1]), (4, results[3])):
-        coef, low, high = _ci(result)
+        coef, low, high = estimate_ci(result)
         verdict = "covers it" if low <= truth <= high else "does NOT cover it"
         lines.append(f"Column ({n}): {coef:.5f}, 95% CI [{low:.5f}, {high:.5f}] — {verdict}.")
     lines.append(BAD_CONTROLS + " Column (4) is therefore biased by construction (over 200 generator draws: "

@@ -35,10 +35,12 @@ from .common import (
     PSMEstimate,
     Robustness,
     ModelSpec,
+    estimate_ci,
     psm_did,
     run_specs,
     run_study_event_study,
     table3_specs,
+    true_effects,
     winsorised,
 )
 
@@ -106,7 +108,7 @@ def truth_comparison(results: list[FeolsResult], ground_truth: dict,
                 f"the truth averages {truth_years[0]}–{truth_years[1]}."]
     truth = ground_truth["att"]["resilience_index"]
     result = results[3]
-    low, high = (float(v) for v in result.conf_int.loc[TREATMENT])
+    _, low, high = estimate_ci(result)
     covered = low <= truth <= high
     return [
         f"True ATT of the policy on the index (generator ground truth): **{truth:.5f}**",
@@ -142,9 +144,7 @@ def iv_truth_comparison(iv: IVEstimates, ground_truth: dict, panel_years: tuple[
         return [f"Not compared with the ground truth: the panel covers {panel_years[0]}–{panel_years[1]}, "
                 f"the truth {truth_years[0]}–{truth_years[1]}."]
     second = iv.second_stage
-    term = second.endogenous[0]
-    coef = float(second.coef[term])
-    low, high = (float(v) for v in second.conf_int.loc[term])
+    coef, low, high = estimate_ci(second, second.endogenous[0])
     t, att = ground_truth["iv"], ground_truth["att"]["resilience_index"]
 
     def covers(value: float) -> str:
@@ -167,18 +167,15 @@ def psm_truth_comparison(psm: PSMEstimate, ground_truth: dict, panel_years: tupl
     truth_years = tuple(ground_truth["years"]["panel"])
     if panel_years is not None and tuple(panel_years) != truth_years:
         return []
-    by = ground_truth["index"]["by_city_year"]
-    effect = {(code, year): f - c for code, fs, cs in zip(by["city_codes"], by["factual"], by["counterfactual"])
-              for year, f, c in zip(by["years"], fs, cs)}
+    effect = true_effects(ground_truth)
     adoption = ground_truth["policy"]["adoption_year"]
     rows = psm.matching.rows
     matched = [effect[(str(u), int(t))] for u, t, treated in zip(rows["unit"], rows["time"], rows["treated"])
-               if treated and int(t) >= adoption and (str(u), int(t)) in effect]
+               if treated and int(t) >= adoption and (str(u), int(t)) in effect.index]
     if not matched:
         return []
     on_matched = sum(matched) / len(matched)
-    coef = float(psm.result.coef[TREATMENT])
-    low, high = (float(v) for v in psm.result.conf_int.loc[TREATMENT])
+    coef, low, high = estimate_ci(psm.result)
     att = ground_truth["att"]["resilience_index"]
 
     def covers(value: float) -> str:

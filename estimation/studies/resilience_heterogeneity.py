@@ -29,7 +29,7 @@ from scipy import stats
 from estimation.engine.model import feols
 from estimation.engine.result import FeolsResult
 
-from .common import PANEL, TIME, TREATMENT, UNIT
+from .common import PANEL, TIME, TREATMENT, UNIT, true_effects
 from .resilience import CONTROLS, OUTCOME
 
 MECHANISMS = {"tech_talent_share": "Talent pool", "log_new_digital_firms": "Enterprise clustering"}
@@ -125,13 +125,6 @@ def group_effects(models: list[Model]) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------ ground truth (synthetic sample)
-
-def true_effects(ground_truth: dict) -> pd.Series:
-    """The generator's index effect (factual - counterfactual) per (city_code, year)."""
-    by = ground_truth["index"]["by_city_year"]
-    diff = np.asarray(by["factual"]) - np.asarray(by["counterfactual"])
-    return pd.DataFrame(diff, index=by["city_codes"], columns=by["years"]).stack().rename("effect")
-
 
 def pilot_rows(con: duckdb.DuckDBPyConnection, panel: str = PANEL) -> pd.DataFrame:
     """The pilot city-years after adoption with their tier group and DIG / IPP status."""

@@ -185,6 +185,7 @@ def nqp_robustness_results(estimation) -> dict | None:
 
 
 def heterogeneity_results(estimation, ground_truth: dict | None) -> dict | None:
+    from estimation.studies.common import estimate_ci
     from estimation.studies.resilience_heterogeneity import truth_rows
 
     het = getattr(estimation, "heterogeneity", None)
@@ -195,9 +196,9 @@ def heterogeneity_results(estimation, ground_truth: dict | None) -> dict | None:
         rows = truth_rows(het, ground_truth)
         for m in het.table(5):
             true = ground_truth["att"]["mechanisms"].get(m.result.depvar)
-            low, high = (float(v) for v in m.result.conf_int.loc["did"])
+            coef, low, high = estimate_ci(m.result)
             if true is not None:
-                mech.append(f"{m.label}: estimate **{float(m.result.coef['did']):.5f}**, 95% CI [{low:.5f}, "
+                mech.append(f"{m.label}: estimate **{coef:.5f}**, 95% CI [{low:.5f}, "
                             f"{high:.5f}]; true ATT {true:.5f} — " + ("covered." if low <= true <= high else
                                                                         "NOT covered."))
     return {
