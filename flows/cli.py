@@ -38,13 +38,24 @@ def sample(
     start_year: int = typer.Option(2011, "--start-year"),
     end_year: int = typer.Option(2023, "--end-year"),
     firm_scale: float = typer.Option(1.0, "--firm-scale", help="Multiplies firm registrations (10 = millions)"),
+    adoption: str = typer.Option("single", "--adoption",
+                                 help="single: every pilot city from 2016; staggered: cohorts 2015, 2016 and 2017 "
+                                      "with effects that differ by cohort"),
 ) -> None:
     """Write synthetic sample yearbooks (with a known ground truth) into OUT."""
     from warehouse.sample import write_sample
+    from warehouse.sample.policy import ADOPTION_DESIGNS
 
-    summary = write_sample(out, seed=seed, start_year=start_year, end_year=end_year, firm_scale=firm_scale)
+    if adoption not in ADOPTION_DESIGNS:
+        console.print(f"[red]--adoption must be one of {', '.join(ADOPTION_DESIGNS)}; got {adoption!r}[/red]")
+        raise typer.Exit(2)
+    summary = write_sample(out, seed=seed, start_year=start_year, end_year=end_year, firm_scale=firm_scale,
+                           adoption=adoption)
     console.print(f"[bold]SYNTHETIC[/bold] sample written to {out} "
                   f"({len(summary['files'])} files, {summary['seconds']:.1f} s); ground truth: {summary['ground_truth']}")
+    if adoption == "staggered":
+        console.print('staggered adoption: load it with [dbt_vars] adoption_dates = "staggered" in cityres.toml '
+                      "(see README.txt in the sample folder)")
 
 
 def _run_refresh(home: Home, retry_failed: bool = False) -> dict:

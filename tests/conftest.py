@@ -52,14 +52,8 @@ def prefect_harness():
         yield
 
 
-@pytest.fixture(scope="session")
-def published_sample(tmp_path_factory, worker_id):
-    """The synthetic sample (few firms), refreshed and published once per test session.
-
-    Built by the refresh pipeline's plain steps (no Prefect) into a folder shared by the xdist
-    workers of this session (the first worker builds it under a file lock, the others wait and
-    reuse it). Tests must not change it: take a copy (``wap_fixtures.copy_home``) to refresh.
-    """
+def _published_once(tmp_path_factory, worker_id, name: str, adoption: str = "single"):
+    """A sample home refreshed and published once per session, shared by the xdist workers."""
     from wap_fixtures import FIRM_SCALE
 
     from flows.refresh import PLAIN_STEPS, Workspace, run_pipeline
@@ -69,13 +63,32 @@ def published_sample(tmp_path_factory, worker_id):
 
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if worker_id != "master" else base
-    target, done = shared / "published-sample", shared / "published-sample.done"
-    with open(shared / "published-sample.lock", "w") as lock:
+    target, done = shared / name, shared / f"{name}.done"
+    with open(shared / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists():
             home = Home(Path(target)).ensure()
-            write_sample(home.landing, firm_scale=FIRM_SCALE)
+            if adoption != "single":
+                (home.root / "cityres.toml").write_text(f'[dbt_vars]\nadoption_dates = "{adoption}"\n')
+            write_sample(home.landing, firm_scale=FIRM_SCALE, adoption=adoption)
             summary = run_pipeline(Workspace.for_refresh(home), new_load_id(), PLAIN_STEPS)
             assert summary.status == "published", summary.reasons
             done.touch()
     return Home(Path(target))
+
+
+@pytest.fixture(scope="session")
+def published_sample(tmp_path_factory, worker_id):
+    """The synthetic sample (few firms), refreshed and published once per test session.
+
+    Built by the refresh pipeline's plain steps (no Prefect) into a folder shared by the xdist
+    workers of this session (the first worker builds it under a file lock, the others wait and
+    reuse it). Tests must not change it: take a copy (``wap_fixtures.copy_home``) to refresh.
+    """
+    return _published_once(tmp_path_factory, worker_id, "published-sample")
+
+
+@pytest.fixture(scope="session")
+def published_staggered(tmp_path_factory, worker_id):
+    """The staggered-adoption sample (cohorts 2015, 2016, 2017), published once per session."""
+    return _published_once(tmp_path_factory, worker_id, "published-staggered", "staggered")

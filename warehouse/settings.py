@@ -89,7 +89,7 @@ class DeliveryProfile:
 DBT_VARS = frozenset({
     "panel_universe", "data_first_year", "data_last_year", "panel_first_year", "panel_last_year",
     "boundary_policy", "extrapolation", "entropy_scope", "event_time_min", "event_time_max",
-    "policy", "policy_coding",
+    "policy", "policy_coding", "adoption_dates",
 })
 
 _POSITIVE = "a positive number"

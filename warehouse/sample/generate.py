@@ -48,6 +48,7 @@ def simulate(
     end_year: int = 2023,
     firm_scale: float = 1.0,
     seeds_dir: Path | None = None,
+    adoption: str = "single",
 ) -> Sample:
     """Everything except the files: latent data, firm counts and the ground truth."""
     if end_year <= start_year:
@@ -57,7 +58,7 @@ def simulate(
     rngs = dict(zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(_STREAMS)))))
     years = np.arange(start_year, end_year + 1)
     cities = CityTable.load(seeds_dir)
-    design = PolicyDesign.load(cities, seeds_dir)
+    design = PolicyDesign.load(cities, seeds_dir, adoption)
     latent = dgp.simulate(cities, design, years, rngs["city"], rngs["time"], rngs["nqp"])
     counts = firms.counts(cities, latent, rngs["firm_counts"], firm_scale)
     usd_cny = national.series(years)["usd_cny"]
@@ -81,6 +82,7 @@ def write_sample(
     start_year: int = 2011,
     end_year: int = 2023,
     firm_scale: float = 1.0,
+    adoption: str = "single",
 ) -> dict:
     """Write a complete synthetic delivery under out_dir and return what was written.
 
@@ -88,7 +90,7 @@ def write_sample(
     """
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    s = simulate(seed, start_year, end_year, firm_scale)
+    s = simulate(seed, start_year, end_year, firm_scale, adoption=adoption)
     _prepare(out_dir)
     c, lat = s.cities, s.latent
     written: list[Path] = []
@@ -113,7 +115,7 @@ def write_sample(
     written += writers.write_historical(out_dir / "historical", c, lat.phones1984, lat.core2014)
     written.append(writers.write_digital_finance(out_dir / "digital_finance", c, s.years,
                                                  lat.factual["digital_finance"], lat.published))
-    written.append(writers.write_readme(out_dir, seed, start_year, end_year, firm_scale))
+    written.append(writers.write_readme(out_dir, seed, start_year, end_year, firm_scale, s.design))
     gt_path = out_dir / "ground_truth.json"
     gt_path.write_bytes(truth.dumps(s.truth).encode("utf-8"))
     written.append(gt_path)

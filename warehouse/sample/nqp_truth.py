@@ -79,9 +79,9 @@ MEDIATORS = {
 }
 
 
-def build(rows: np.ndarray, years_panel: slice, factual: dict, counterfactual: dict, treated: np.ndarray,
-          post: np.ndarray, mediator_held: dict) -> dict:
-    """ATT on NQP and each mediator path, over treated panel cities and post years.
+def build(rows: np.ndarray, years_panel: slice, factual: dict, counterfactual: dict, cell: np.ndarray,
+          mediator_held: dict) -> dict:
+    """ATT on NQP and each mediator path, over the treated city-years ``cell`` (panel city x year).
 
     ``mediator_held[m]`` holds the variables that differ from the factual data when mediator m
     stays at its no-policy level (dgp.simulate computes them before the boundary merge)."""
@@ -91,7 +91,6 @@ def build(rows: np.ndarray, years_panel: slice, factual: dict, counterfactual: d
     f, c = pick(factual), pick(counterfactual)
     cubes = [indicators(f), indicators(c)] + [indicators(dict(f, **pick(mediator_held[m]))) for m in MEDIATORS]
     y1, y0, *held = scores(*cubes)
-    cell = treated[:, None] & post[None, :]
     total = float((y1 - y0)[cell].mean())
     out = {"att": total, "factual_mean": float(y1.mean())}
     for (m, (column, variable, path)), yh in zip(MEDIATORS.items(), held):

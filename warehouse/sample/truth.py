@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from warehouse.sample import iv_truth, nqp_truth
+from warehouse.sample import iv_truth, nqp_truth, staggered_truth
 from warehouse.sample import policy as pol
 from warehouse.sample.cities import TIER_NAMES, CityTable
 from warehouse.sample.dgp import PHONES_PILOT_SHIFT, POLICY_EFFECTS, Latent
@@ -44,7 +44,12 @@ NOTES = (
     "see warehouse/sample/iv_truth.py. nqp: the NQP index (index_spec nqp, 11 available indicators, panel "
     "min-max by direction, entropy weights from the factual data) - att over treated panel cities and post years, "
     "and the mediator path through green patent applications (a on ln(1 + applications), natural indirect "
-    "and direct effects on NQP); see warehouse/sample/nqp_truth.py."
+    "and direct effects on NQP); see warehouse/sample/nqp_truth.py. Adoption: policy.adoption_design is single "
+    "(every pilot city from policy.adoption_year) or staggered (each pilot city from its cohort's year; "
+    "treated city-years are then those at or after the city's own adoption year, and event time is relative "
+    "to it). staggered (staggered design only): ATT(g,t) per cohort and year, its simple / dynamic / group / "
+    "calendar aggregations, and the two-way FE DID coefficient on the latent panel split into the effects as it "
+    "weights them and the untreated paths; see warehouse/sample/staggered_truth.py."
 )
 
 
@@ -99,6 +104,26 @@ def _mean(a: np.ndarray) -> float | None:
     return float(a.mean()) if a.size else None
 
 
+def _by_event_time(v: np.ndarray, adoption: np.ndarray, treated: np.ndarray, cols_years: np.ndarray,
+                   years: np.ndarray, fill: bool = True) -> dict[str, float | None]:
+    """Mean of v (city x cols_years) over treated cities at each event time year - adoption.
+
+    Event times run over every file year relative to the first adoption (the single design's
+    whole range); with fill, an event time before the panel starts is 0 (no effect before
+    adoption) and one after it ends is None."""
+    out: dict[str, float | None] = {}
+    first = int(adoption[treated].min())
+    for y in years:
+        e = int(y - first)
+        yrs = adoption[treated] + e  # each treated city's calendar year at event time e
+        vals = [v[treated][i, list(cols_years).index(yy)] for i, yy in enumerate(yrs) if yy in cols_years]
+        if vals:
+            out[str(e)] = float(np.mean(vals))
+        elif fill:
+            out[str(e)] = 0.0 if e < 0 else None
+    return out
+
+
 def build(
     cities: CityTable,
     design: pol.PolicyDesign,
@@ -112,39 +137,33 @@ def build(
     pt = panel(cities, latent, usd_cny)
     rows, pyears = pt.city_index, pt.years
     n, T, _ = pt.X_factual.shape
-    adoption = design.adoption_year
+    adoption = design.adoption[rows]  # first treated year per panel city (0 = never)
     treated = design.treated[rows]
     neighbour = design.neighbour[rows]
-    post = pyears >= adoption
+    cell = design.post(pyears)[rows]  # treated city-years of the index panel
     diff = pt.index_factual - pt.index_counterfactual
 
     f, c = latent.factual, latent.counterfactual
-    # The truth's zero pre-period rests on this: no variable differs before adoption.
-    pre_all = years < adoption
+    # The truth's zero pre-period rests on this: no variable differs before a city's exposure.
+    start = np.where(design.treated, design.adoption, design.neighbour_start)
+    before = (years[None, :] < start[:, None]) | (start[:, None] == 0)
     for v in f:
-        if not np.array_equal(f[v][:, pre_all], c[v][:, pre_all], equal_nan=True):
+        if not np.array_equal(np.where(before, f[v], 0), np.where(before, c[v], 0), equal_nan=True):
             raise AssertionError(f"{v} differs between factual and counterfactual before adoption")
-
     contrib_f = pt.model.normalise(pt.X_factual) * pt.model.weights
     contrib_c = pt.model.normalise(pt.X_counterfactual) * pt.model.weights
     dim_att = {}
     for dim in DIMENSIONS:
         cols = [j for j, (_, d) in enumerate(INDICATORS) if d == dim]
         dd = (contrib_f[..., cols] - contrib_c[..., cols]).sum(axis=-1)
-        dim_att[dim] = _mean(dd[treated][:, post])
+        dim_att[dim] = _mean(dd[cell])
 
-    by_event_index = {}
-    for y in years:
-        e = int(y - adoption)
-        if y in pyears:
-            by_event_index[str(e)] = float(diff[treated][:, list(pyears).index(y)].mean())
-        else:
-            by_event_index[str(e)] = 0.0 if y < adoption else None
+    by_event_index = _by_event_time(diff, adoption, treated, pyears, years)
 
     tier = latent.tier[rows]
     by_tier = {
         name: {
-            "att": _mean(diff[treated & (tier == name)][:, post]),
+            "att": _mean(diff[cell & (tier == name)[:, None]]),
             "n_treated_cities": int((treated & (tier == name)).sum()),
             "n_panel_cities": int((tier == name).sum()),
         }
@@ -152,23 +171,23 @@ def build(
     }
 
     ind_diff = pt.X_factual - pt.X_counterfactual
-    by_indicator = {name: _mean(ind_diff[treated][:, post, j]) for j, name in enumerate(INDICATOR_NAMES)}
+    by_indicator = {name: _mean(ind_diff[..., j][cell]) for j, name in enumerate(INDICATOR_NAMES)}
 
     tech_f = (f["emp_it"] + f["emp_research"]) / f["emp_total"]
     tech_c = (c["emp_it"] + c["emp_research"]) / c["emp_total"]
     dig_f = np.log1p(firms.digital.astype(float))
     dig_c = np.log1p(firms.digital_counterfactual.astype(float))
     mech = {"tech_talent_share": (tech_f - tech_c)[rows], "log_new_digital_firms": (dig_f - dig_c)[rows]}
-    post_all = years >= adoption
-    mechanisms = {k: _mean(v[treated][:, post_all]) for k, v in mech.items()}
-    by_event_mech = {
-        k: {str(int(y - adoption)): float(v[treated][:, t].mean()) for t, y in enumerate(years)}
-        for k, v in mech.items()
-    }
+    cell_all = design.post(years)[rows]
+    nstart = design.neighbour_start[rows]
+    spill_cell = neighbour[:, None] & (pyears[None, :] >= nstart[:, None])
+    spill_cell_all = neighbour[:, None] & (years[None, :] >= nstart[:, None])
+    mechanisms = {k: _mean(v[cell_all]) for k, v in mech.items()}
+    by_event_mech = {k: _by_event_time(v, adoption, treated, years, years, fill=False) for k, v in mech.items()}
     spill = {
-        "resilience_index": _mean(diff[neighbour][:, post]),
-        "tech_talent_share": _mean(mech["tech_talent_share"][neighbour][:, post_all]),
-        "log_new_digital_firms": _mean(mech["log_new_digital_firms"][neighbour][:, post_all]),
+        "resilience_index": _mean(diff[spill_cell]),
+        "tech_talent_share": _mean(mech["tech_talent_share"][spill_cell_all]),
+        "log_new_digital_firms": _mean(mech["log_new_digital_firms"][spill_cell_all]),
         "n_cities": int(neighbour.sum()),
         "city_codes": sorted(cities.code[rows][neighbour].tolist()),
         "radius_km": pol.SPILLOVER_RADIUS_KM,
@@ -178,12 +197,12 @@ def build(
     cols = slice(len(years) - T, None)
     iv = iv_truth.decompose(
         iv_truth.instrument(latent.phones1984[rows], pyears),
-        (treated[:, None] & post[None, :]).astype(float),
+        cell.astype(float),
         pt.index_factual, pt.index_counterfactual,
         iv_truth.study_controls({v: f[v][rows][:, cols] for v in f}),
     )
 
-    nqp = nqp_truth.build(rows, cols, f, c, treated, post, latent.mediator_held)
+    nqp = nqp_truth.build(rows, cols, f, c, cell, latent.mediator_held)
 
     I = pt.index_factual
     truth = {
@@ -194,7 +213,7 @@ def build(
         "years": {
             "files": [int(years[0]), int(years[-1])],
             "panel": [int(pyears[0]), int(pyears[-1])],
-            "post": [int(adoption), int(years[-1])],
+            "post": [int(design.adoption_year), int(years[-1])],
         },
         "panel": {
             "description": "cities with balanced_2011_2023 = 1 in ref_cities (exist at every year-end "
@@ -207,7 +226,8 @@ def build(
         "policy": {
             "name": pol.POLICY,
             "coding": "core",
-            "adoption_year": int(adoption),
+            "adoption_year": int(design.adoption_year),
+            "adoption_design": design.design,
             "treated_city_codes": sorted(cities.code[design.treated].tolist()),
             "n_treated": int(design.treated.sum()),
             "n_treated_in_panel": int(treated.sum()),
@@ -244,7 +264,7 @@ def build(
             name: sorted(cities.code[rows][tier == name].tolist()) for name in TIER_NAMES
         },
         "att": {
-            "resilience_index": _mean(diff[treated][:, post]),
+            "resilience_index": _mean(diff[cell]),
             "dimensions": dim_att,
             "by_event_time": {"resilience_index": by_event_index, **by_event_mech},
             "by_tier": by_tier,
@@ -253,6 +273,7 @@ def build(
             "spillover": spill,
         },
         "nqp": nqp,
+        **({"staggered": staggered_truth.build(diff, pt.index_counterfactual, adoption, treated, pyears)} if design.design == "staggered" else {}),
         "iv": {
             "instrument": "telephones_per_100_1984 x previous year's national internet users (millions)",
             "telephones": f"exp(ln 0.35 + {PHONES_PILOT_SHIFT} x pilot + 0.35 z), z ~ N(0, 1) per city",

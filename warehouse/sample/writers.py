@@ -215,7 +215,21 @@ See docs/sample-data.md in the cityres repository for the full description.
 """
 
 
-def write_readme(out_dir: Path, seed: int, start: int, end: int, scale: float) -> Path:
+STAGGERED_NOTE = """
+Adoption design: STAGGERED. The pilot cities adopt in cohorts ({cohorts}), with
+effects that differ by cohort. Load this sample with the staggered adoption dates:
+put these two lines in $CITYRES_HOME/cityres.toml before `cityres refresh`:
+
+    [dbt_vars]
+    adoption_dates = "staggered"
+"""
+
+
+def write_readme(out_dir: Path, seed: int, start: int, end: int, scale: float, design=None) -> Path:
     path = out_dir / "README.txt"
-    path.write_bytes(README.format(seed=seed, start=start, end=end, scale=scale).encode("utf-8"))
+    text = README.format(seed=seed, start=start, end=end, scale=scale)
+    if design is not None and design.design == "staggered":
+        sizes = {g: int((design.adoption == g).sum()) for g in design.cohorts}
+        text += STAGGERED_NOTE.format(cohorts=", ".join(f"{g}: {n} cities" for g, n in sizes.items()))
+    path.write_bytes(text.encode("utf-8"))
     return path

@@ -1,9 +1,16 @@
 -- Every policy of the reference seed × every city-year of the panel: treated group, adoption
--- year (first treated year, `year_effective` of the seed, coding var policy_coding), post,
+-- year (first treated year: the seed's `year_effective`, `year_effective_alt` or
+-- `year_staggered` as var adoption_dates says; coding var policy_coding), post,
 -- did = treat × post, event time and event time binned at the window of vars event_time_min /
 -- event_time_max. Post never switches off once a city is treated.
 with adoptions as (
-    select policy, city_code, min(year_effective) as adoption_year
+    {%- set date_columns = {'effective': 'year_effective', 'alternative': 'year_effective_alt',
+                            'staggered': 'year_staggered'} %}
+    {%- if var('adoption_dates') not in date_columns %}
+    {{ exceptions.raise_compiler_error("var adoption_dates must be one of effective, alternative, staggered; got '" ~ var('adoption_dates') ~ "'") }}
+    {%- endif %}
+    -- a policy without dates of the chosen kind falls back to year_effective
+    select policy, city_code, min(coalesce({{ date_columns[var('adoption_dates')] }}, year_effective)) as adoption_year
     from {{ ref('ref_policies') }}
     where coding = '{{ var("policy_coding") }}'
     group by policy, city_code
