@@ -203,6 +203,31 @@ def policy_batch(con: duckdb.DuckDBPyConnection) -> Batch:
     ], ("policy", "city_code", "year", "adoption_year", "post", "event_time"))
 
 
+SPATIAL_SQL = """
+with panel as (select distinct city_code from main.analysis_panel),
+schemes as (select distinct scheme from main.spatial_weights),
+rows_of_w as (
+    select scheme, city_code, sum(weight) as row_sum, count(*) as neighbours
+    from main.spatial_weights group by scheme, city_code
+)
+select schemes.scheme, panel.city_code, coalesce(rows_of_w.neighbours, 0) as neighbours,
+       abs(coalesce(rows_of_w.row_sum, 0) - 1) <= 1e-12 as row_sums_to_one
+from panel cross join schemes
+left join rows_of_w on rows_of_w.scheme = schemes.scheme and rows_of_w.city_code = panel.city_code
+"""
+
+
+def spatial_batch(con: duckdb.DuckDBPyConnection) -> Batch:
+    return Batch("marts", "spatial_weights", con.execute(SPATIAL_SQL).df(), [
+        Expect("ExpectColumnValuesToBeBetween", "marts.spatial_neighbours", CRITICAL,
+               "spatial_weights: every panel city has at least one neighbour in every scheme "
+               "(raise spatial_cutoff_km if a remote city has none)", {"column": "neighbours", "min_value": 1}),
+        Expect("ExpectColumnValuesToBeInSet", "marts.spatial_row_sums", CRITICAL,
+               "spatial_weights: each city's weights sum to 1 (row-standardised)",
+               {"column": "row_sums_to_one", "value_set": [True]}),
+    ], ("scheme", "city_code", "neighbours"))
+
+
 def analysis_batch(con: duckdb.DuckDBPyConnection) -> Batch:
     return Batch("marts", "analysis_panel", con.execute("select city_code, year from main.analysis_panel").df(), [
         Expect("ExpectCompoundColumnsToBeUnique", "marts.unique_city_year", CRITICAL,
@@ -339,6 +364,7 @@ def marts_batches(con: duckdb.DuckDBPyConnection, previous: Path | None,
         (("int_city_year_panel",), "ratio indicators", lambda: [ratio_batch(con)]),
         (("policy_panel",), "policy timing", lambda: [policy_batch(con)]),
         (("analysis_panel",), "analysis panel keys", lambda: [analysis_batch(con)]),
+        (("spatial_weights", "analysis_panel"), "spatial weights", lambda: [spatial_batch(con)]),
         (("int_city_year_values_long",), "year-on-year jumps", lambda: [jumps_batch(con)]),
         (("int_city_year_values_long",), "unit switches", lambda: [unit_switch_batch(con)]),
     ]

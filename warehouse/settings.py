@@ -89,7 +89,7 @@ class DeliveryProfile:
 DBT_VARS = frozenset({
     "panel_universe", "data_first_year", "data_last_year", "panel_first_year", "panel_last_year",
     "boundary_policy", "extrapolation", "entropy_scope", "event_time_min", "event_time_max",
-    "policy", "policy_coding", "adoption_dates",
+    "policy", "policy_coding", "adoption_dates", "spatial_cutoff_km", "spatial_idw_power", "spatial_knn",
 })
 
 _POSITIVE = "a positive number"
