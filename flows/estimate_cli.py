@@ -450,6 +450,15 @@ def estimate_event_study(
             console.print(f"figure: {plot}")
 
 
+AssignmentsOption = typer.Option(
+    None, "--assignments", help="a .csv/.parquet file with columns draw, <unit>, adoption (the unit's adoption "
+    "period in that draw, 0 or empty = untreated), one row per draw and unit: these draws exactly "
+    "(--draws, --seed, --permute, --strata and --n-pseudo-treated are then ignored)")
+SaveAssignmentsOption = typer.Option(
+    None, "--save-assignments", help="write the draws' assignments (draw, <unit>, adoption; every unit of every "
+    "draw) to a .csv/.parquet file that --assignments reads back")
+
+
 @estimate_app.command("placebo")
 def estimate_placebo(
     formula: Optional[str] = typer.Option(None, "--formula", help='e.g. "y ~ d + x1 | unit + year" '
@@ -467,16 +476,21 @@ def estimate_placebo(
     permute: str = typer.Option("adoption", "--permute", help="adoption | units"),
     vcov: Optional[str] = typer.Option(None, "--vcov", help="iid | CRV1:<col> (default CRV1:<unit>)"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="write the placebo figure (PNG)"),
+    assignments: Path | None = AssignmentsOption,
+    save_assignments: Path | None = SaveAssignmentsOption,
     study: Optional[str] = StudyOption,
     fmt: str = FormatOption,
     home: Optional[Path] = HomeOption,
 ) -> None:
     """Randomisation inference: all placebo draws in one DuckDB query."""
-    from estimation.engine.placebo import run_placebo
+    from estimation.engine.placebo import AssignmentError, run_placebo
 
     sd = _study(study)
     data = _pick(data, sd, "data", "--data")
     unit, time = _pick(unit, sd, "unit", "--unit"), _pick(time, sd, "time", "--time")
+    if save_assignments is not None and save_assignments.suffix.lower() not in (".csv", ".parquet"):
+        _fail(f"--save-assignments {save_assignments}: expected a file name ending in .csv or .parquet")
+    given = _read_assignments(assignments, unit) if assignments is not None else None
     treatment = _pick(treatment, sd, "treatment", "--treatment")
     if formula is None:
         if sd is None:
@@ -489,10 +503,19 @@ def estimate_placebo(
             relation = _cohort_relation(relation, cohort, time, treatment)
         _require_columns(con, relation, [*_formula_columns(formula), treatment, unit, time, strata,
                                          *_vcov_columns(spec)])
-        pl = _run(lambda: run_placebo(con, relation, formula, treatment, unit, time, draws, seed, strata,
-                                      n_pseudo, permute, vcov=spec))
+
+        def placebo():
+            try:
+                return run_placebo(con, relation, formula, treatment, unit, time, draws, seed, strata, n_pseudo,
+                                   permute, vcov=spec, assignments=given)
+            except AssignmentError as exc:  # worded with the file's own line/row numbers
+                _fail(exc.describe(f"--assignments {assignments}", _file_row(assignments)))
+
+        pl = _run(placebo)
     if plot:
         pl.plot(plot)
+    if save_assignments is not None:
+        _write_assignments(pl.assignment_table(), save_assignments)
     if fmt == "json":
         facts = model_facts(pl.real)
         facts["elapsed_s"] = pl.elapsed_s
@@ -514,3 +537,47 @@ def estimate_placebo(
         )
         if plot:
             console.print(f"figure: {plot}")
+        if assignments is not None:
+            console.print(f"draws: as given in {assignments} ({pl.n_staggered_draws} staggered)", markup=False,
+                          highlight=False)
+        if save_assignments is not None:
+            console.print(f"assignments: {save_assignments}", markup=False, highlight=False)
+
+
+def _file_row(path: Path):
+    """The wording of a row of an assignments file read by :func:`_read_assignments` (RangeIndex).
+
+    CSV: the line of the file (the header is line 1); Parquet: the 1-based row.
+    """
+    if path.suffix.lower() == ".csv":
+        return lambda i: f"line {int(i) + 2}"
+    return lambda i: f"row {int(i) + 1}"
+
+
+def _read_assignments(path: Path, unit: str):
+    """The --assignments file as a DataFrame, its rows in file order; a file that cannot be read is refused."""
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        _fail(f"--assignments {path}: expected a .csv or .parquet file with columns draw, {unit}, adoption")
+    if not path.exists():
+        _fail(f"--assignments {path}: no such file")
+    try:
+        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - any parser error is the file's problem, said in one line
+        _fail(f"--assignments {path}: cannot be read as {suffix[1:]} ({str(exc).splitlines()[0] if str(exc) else exc})")
+    missing = [c for c in dict.fromkeys(("draw", unit, "adoption")) if c not in frame.columns]
+    if missing:
+        _fail(f"--assignments {path}: no column {', '.join(map(repr, missing))}; expected the columns draw, {unit} "
+              f"and adoption (found: {', '.join(map(str, frame.columns))})")
+    if frame.empty:
+        _fail(f"--assignments {path}: no rows; expected one row per draw and unit")
+    return frame.reset_index(drop=True)
+
+
+def _write_assignments(table, path: Path) -> None:
+    if path.suffix.lower() == ".csv":
+        table.to_csv(path, index=False)
+    else:
+        table.to_parquet(path, index=False)

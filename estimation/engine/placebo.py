@@ -32,6 +32,17 @@ with K counted as for the real model (see :mod:`.vcov`); iid: V_d =
 (e'e - b_d^2 r'r)/(N-K) / r'r.  Clusters must contain whole units.  This is
 exactly the estimate, SE and p-value a full refit on the draw's assignment
 would give (tested against a loop of pyfixest refits).
+
+Nothing above assumes one adoption date per draw: ``ua`` holds the per-unit sums
+for every date that any draw uses, and each (draw, unit) row picks its own date,
+so a staggered draw (units adopting in different periods) goes through the same
+batch.  Only the closed-form ``balanced_invariant`` path needs every draw to hold
+the same multiset of dates as the data; other draws use the within-unit path.
+
+Assignments are generated (:mod:`.assign`) or given by the caller
+(``assignments=``: one row per draw and unit with the unit's adoption period in
+that draw, 0 = untreated), e.g. a permutation set saved by an earlier run
+(:meth:`PlaceboResult.assignment_table`) or drawn by another program.
 """
 
 from __future__ import annotations
@@ -80,6 +91,28 @@ class PlaceboResult:
     method: str = ""  # "balanced_invariant" or "within_dummies"/"oneway" (see the module doc)
     assignments: pd.DataFrame | None = None  # draw, unit, adoption (pseudo-treated units only)
     elapsed_s: float = 0.0
+    assignment_source: str = "generated"  # "generated" (seeded permutations) or "given" (assignments=)
+    n_staggered_draws: int = 0  # draws whose pseudo-treated units adopt in more than one period
+    units: np.ndarray | None = field(default=None, repr=False)  # the sample's units (raw ids, sorted)
+    unit_column: str | None = None
+
+    def assignment_table(self) -> pd.DataFrame:
+        """Every draw x every unit: ``draw``, the unit column, ``adoption`` (0 = untreated).
+
+        The format that ``run_placebo(assignments=...)`` and ``estimate placebo
+        --assignments`` read back: feeding it to them reproduces these draws.
+        """
+        if self.assignments is None or self.units is None:
+            raise ValueError("the assignments were not kept (run_placebo(..., keep_assignments=True))")
+        col = self.unit_column or "unit"
+        draws = self.draws["draw"].to_numpy()
+        grid = pd.DataFrame({"draw": np.repeat(draws, len(self.units)), col: np.tile(self.units, len(draws))})
+        given = self.assignments.rename(columns={"unit": col})
+        out = grid.merge(given, on=["draw", col], how="left")
+        adoption = out["adoption"].fillna(0.0).to_numpy(dtype=float)
+        integral = bool(np.all(adoption == np.round(adoption)))
+        out["adoption"] = adoption.astype(np.int64) if integral else adoption
+        return out
 
     @property
     def estimate(self) -> float:
@@ -96,7 +129,8 @@ class PlaceboResult:
             "placebo_mean": float(self.draws["coef"].mean()),
             "placebo_sd": float(self.draws["coef"].std()),
             "share_p_below_0.1": float((self.draws["p"] < 0.1).mean()),
-            "elapsed_s": self.elapsed_s,
+            "assignment_source": self.assignment_source, "staggered_draws": self.n_staggered_draws,
+            "batch_method": self.method, "elapsed_s": self.elapsed_s,
         }
 
     def plot(self, path: str | Path, title: str | None = None) -> Path:
@@ -226,6 +260,9 @@ class _Batch:
     sample: object
     method: str
     assignments: pd.DataFrame | None
+    labels: np.ndarray  # the draws' labels, internal draw d = 1..D <-> labels[d - 1]
+    units: np.ndarray  # the sample's units (raw ids) in code order
+    n_staggered: int
 
 
 def run_placebo(
@@ -246,6 +283,7 @@ def run_placebo(
     alpha: float = 0.05,
     keep_assignments: bool = True,
     collin_tol: float = 1e-10,
+    assignments=None,
 ) -> PlaceboResult:
     """Placebo DID estimates for ``draws`` random assignments, in one SQL batch.
 
@@ -257,6 +295,16 @@ def run_placebo(
     (:func:`feols`), each draw's coef/se/t/p and the two-sided randomisation
     p-value.  Stages: the real model; the sample and the draws' assignments; the
     O(N) batch in SQL; per-draw inference with the engine's own corrections.
+
+    ``assignments`` (a DataFrame, or a table/query/relation of ``con``) gives the draws
+    instead of generating them: columns ``draw`` (an integer label), ``unit`` (the
+    column named by ``unit``) and ``adoption`` (the unit's adoption period in that draw;
+    0 or NULL = untreated), one row per draw and unit, every unit of the estimation
+    sample exactly once per draw, no other unit (else :class:`AssignmentError`, a
+    ValueError naming the first such draw and unit).  ``draws``, ``seed``, ``strata``,
+    ``n_pseudo_treated`` and ``permute`` are then ignored; the result's draws carry the
+    given labels, ``permute == "given"``.  Draws may be staggered (several adoption
+    periods): they go through the same batch (see the module doc).
     """
     t0 = _time.perf_counter()
     fml = parse_formula(formula)
@@ -269,12 +317,16 @@ def run_placebo(
     real = feols(con, relation, formula, vcov=vcov, ssc=ssc, alpha=alpha, collin_tol=collin_tol)
     if treatment not in real.coef.index:
         raise ValueError(f"the treatment {treatment!r} is collinear with the fixed effects")
+    given = assignments is not None
+    if given:  # the options of the generator do not apply
+        seed, strata, n_pseudo_treated, permute = None, None, None, "given"
     rng = np.random.default_rng(seed)
     batch = _run_batch(con, relation, fml, controls, treatment, unit, time, spec_v, rng, draws, strata,
-                       n_pseudo_treated, permute, real.nobs, keep_assignments, collin_tol)
+                       n_pseudo_treated, permute, real.nobs, keep_assignments, collin_tol, assignments)
     frame, dft = _draw_inference(batch, spec_v, ssc, collin_tol, alpha)
     batch_real = frame.iloc[0].to_dict()
     frame = frame.iloc[1:].reset_index(drop=True)
+    frame["draw"] = batch.labels[frame["draw"].to_numpy() - 1]
     valid = frame["coef"].notna()
     b_real = float(real.coef[treatment])
     hits = int((frame.loc[valid, "coef"].abs() >= abs(b_real)).sum())
@@ -285,7 +337,7 @@ def run_placebo(
         draws=frame,
         ri_p_value=hits / n_valid if n_valid else float("nan"),
         ri_p_value_plus1=(1 + hits) / (1 + n_valid),
-        n_draws=int(draws),
+        n_draws=len(batch.labels),
         n_valid=n_valid,
         permute=permute,
         strata=strata,
@@ -297,11 +349,15 @@ def run_placebo(
         method=batch.method,
         assignments=batch.assignments,
         elapsed_s=_time.perf_counter() - t0,
+        assignment_source="given" if given else "generated",
+        n_staggered_draws=batch.n_staggered,
+        units=batch.units,
+        unit_column=unit,
     )
 
 
 def _run_batch(con, relation, fml, controls, treatment, unit, time, spec_v, rng, draws, strata,
-               n_pseudo_treated, permute, nobs_real, keep_assignments, collin_tol) -> _Batch:
+               n_pseudo_treated, permute, nobs_real, keep_assignments, collin_tol, given) -> _Batch:
     """Sample, assignments, demeaning of y and the controls, and the one batched query."""
     fe = list(fml.fe)
     clusters = list(spec_v.clusters)
@@ -318,7 +374,11 @@ def _run_batch(con, relation, fml, controls, treatment, unit, time, spec_v, rng,
         cl = sample.cluster
         _check_clusters_hold_units(con, sample, cl, unit_fe)
         units = _unit_table(con, sample, unit_fe, strata, source, unit)
-        A = _assignment_matrix(units, rng, draws, strata, n_pseudo_treated, permute)
+        if given is None:
+            A = _assignment_matrix(units, rng, draws, strata, n_pseudo_treated, permute)
+            labels = np.arange(1, A.shape[0], dtype=np.int64)
+        else:
+            A, labels = _given_matrix(units, _given_frame(con, scope, given, unit), unit)
         asg, asg_name = _register_assignments(con, scope, units, A)
         # Balanced panel and the same cohort sizes in every draw (a permutation of
         # adoption dates): D's period means are then draw-invariant, so y and the
@@ -341,8 +401,9 @@ def _run_batch(con, relation, fml, controls, treatment, unit, time, spec_v, rng,
         sql = _batch_sql(z, unit_fe, cl, spec_v.kind == "iid", dm.table, asg_name, invariant)
         params = [float(v) for v in gamma] + [float(v) for v in Gam.ravel()]
         out = con.execute(sql, params).df()
-        assignments = _assignments_frame(units, asg) if keep_assignments else None
-    return _Batch(out, ee, 1 + n_controls, sample, "balanced_invariant" if invariant else dm.method, assignments)
+        assignments = _assignments_frame(units, asg, labels) if keep_assignments else None
+    return _Batch(out, ee, 1 + n_controls, sample, "balanced_invariant" if invariant else dm.method, assignments,
+                  labels, units["unit"].to_numpy(), _staggered_draws(A[1:]))
 
 
 def _check_clusters_hold_units(con, sample, cl, unit_fe) -> None:
@@ -373,11 +434,164 @@ def _register_assignments(con, scope, units, A) -> tuple[pd.DataFrame, str]:
     return asg, name
 
 
-def _assignments_frame(units, asg) -> pd.DataFrame:
+def _assignments_frame(units, asg, labels: np.ndarray) -> pd.DataFrame:
     raw_units = units.set_index("u")["unit"]
     frame = pd.DataFrame({"draw": asg["draw"], "unit": raw_units.loc[asg["u"]].to_numpy(),
                           "adoption": asg["adopt"]})
-    return frame[frame["draw"] > 0].reset_index(drop=True)
+    frame = frame[frame["draw"] > 0].reset_index(drop=True)
+    frame["draw"] = labels[frame["draw"].to_numpy() - 1]
+    return frame
+
+
+def _staggered_draws(A: np.ndarray) -> int:
+    """Draws (rows of A) whose treated units do not all adopt in the same period."""
+    treated = ~np.isnan(A)
+    lo = np.where(treated, A, np.inf).min(axis=1)
+    hi = np.where(treated, A, -np.inf).max(axis=1)
+    return int(np.sum(treated.any(axis=1) & (hi > lo)))
+
+
+class AssignmentError(ValueError):
+    """A given assignment set that is not one row per draw and unit of the estimation sample.
+
+    Attributes: ``reason`` (what is wrong, in words), ``expected`` (what was expected),
+    ``index`` (the label of the offending row of the frame passed; None for a unit that is
+    missing from a draw or a missing column), ``first_index`` (a repeated row's first
+    occurrence), ``column``/``value`` (the offending cell), ``draw``/``unit``.  A caller that
+    knows where the rows came from (a file) words the location with :meth:`describe`.
+    """
+
+    def __init__(self, reason: str, expected: str, *, draw=None, unit=None, index=None, first_index=None,
+                 column: str | None = None, value=None):
+        self.reason, self.expected = reason, expected
+        self.draw, self.unit, self.index, self.first_index = draw, unit, index, first_index
+        self.column, self.value = column, value
+        super().__init__(self.describe())
+
+    def describe(self, source: str = "assignments", locate=lambda label: f"index {label!r}") -> str:
+        """``source, <row>, column 'c', value v: reason; expected ...`` with rows worded by ``locate``."""
+        where = [source]
+        if self.index is not None:
+            where.append(locate(self.index))
+        if self.column is not None:
+            where.append(f"column {self.column!r}")
+        if self.value is not None:
+            where.append(f"value {self.value!r}")
+        reason = self.reason
+        if self.first_index is not None:
+            reason += f" (first at {locate(self.first_index)})"
+        return f"{', '.join(where)}: {reason}; expected {self.expected}"
+
+
+_EXPECT_DRAW = "an integer draw label"
+_EXPECT_ADOPTION = "the unit's adoption period in that draw (a number; 0 or empty = untreated)"
+_EXPECT_ONCE = "every unit of the estimation sample exactly once per draw, and no other unit"
+
+
+def _plain(v):
+    """numpy scalars as Python values, so that messages read 17, not np.int64(17)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _given_frame(con, scope, given, unit: str) -> pd.DataFrame:
+    """The caller's assignments as a DataFrame (its index labels name the rows in errors)."""
+    if isinstance(given, pd.DataFrame):
+        frame = given
+    else:
+        frame = con.execute(f"SELECT * FROM {resolve_relation(given, scope)}").df()
+    missing = [c for c in dict.fromkeys(("draw", unit, "adoption")) if c not in frame.columns]
+    if missing:
+        raise AssignmentError(f"no column {missing[0]!r} (columns: {', '.join(map(str, frame.columns))})",
+                              f"the columns draw, {unit} and adoption")
+    if frame.empty:
+        raise AssignmentError("no rows", "one row per draw and unit")
+    return frame
+
+
+def _numeric_column(frame: pd.DataFrame, column: str, expected: str, *, integral: bool) -> np.ndarray:
+    """The column as float (NaN where empty); the first value that is not a number raises."""
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    empty = raw.isna().to_numpy()
+    bad = (np.isnan(values) & ~empty) | np.isinf(values)
+    if integral:
+        bad |= empty | (values != np.round(values))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        value = None if empty[i] else _plain(raw.iloc[i])
+        what = "empty" if empty[i] else ("not an integer" if integral and np.isfinite(values[i]) else "not a number")
+        raise AssignmentError(f"{what}", expected, index=_plain(frame.index[i]), column=column, value=value)
+    return values
+
+
+def _unit_positions(sample_units: pd.Series, given: pd.Series) -> np.ndarray:
+    """Position of each given unit among the sample's units, -1 when unknown.
+
+    Matched by value; when that leaves unknown units but matching the text of both sides
+    does not (e.g. ids read as text from a file and as integers from the data), by text.
+    """
+    pos = pd.Index(sample_units).get_indexer(given)
+    if (pos < 0).any():
+        as_text = pd.Index(sample_units.astype(str))
+        if as_text.is_unique:
+            pos_text = as_text.get_indexer(given.astype(str))
+            if (pos_text >= 0).sum() > (pos >= 0).sum():
+                pos = pos_text
+    return pos
+
+
+def _given_matrix(units: pd.DataFrame, frame: pd.DataFrame, unit: str) -> tuple[np.ndarray, np.ndarray]:
+    """(1 + draws) x units adoption dates (row 0: the data's; NaN = untreated) and the draw labels."""
+    draw = _numeric_column(frame, "draw", _EXPECT_DRAW, integral=True).astype(np.int64)
+    adoption = _numeric_column(frame, "adoption", _EXPECT_ADOPTION, integral=False)
+    adoption[adoption == 0] = np.nan  # NaN (empty) already means untreated
+    raw_unit = frame[unit]
+    empty = raw_unit.isna().to_numpy()
+    if empty.any():
+        i = int(np.flatnonzero(empty)[0])
+        raise AssignmentError(f"empty unit in draw {draw[i]}", "a unit of the estimation sample", draw=int(draw[i]),
+                              index=_plain(frame.index[i]), column=unit)
+    pos = _unit_positions(units["unit"], raw_unit)
+    labels, d_idx = np.unique(draw, return_inverse=True)
+    _check_each_unit_once(units["unit"], frame, raw_unit, labels, d_idx, pos)
+    A = np.full((1 + labels.size, len(units)), np.nan)
+    A[0] = units["adopt"].to_numpy(dtype=float)
+    A[1 + d_idx, pos] = adoption
+    return A, labels
+
+
+def _check_each_unit_once(sample_units, frame, raw_unit, labels, d_idx, pos) -> None:
+    """Raise for the first draw (in label order) with an unknown, a repeated or a missing unit.
+
+    Within that draw an unknown or repeated unit is named in row order, else the first
+    missing unit in the sample's order.
+    """
+    n_units = len(sample_units)
+    unknown = pos < 0
+    key = d_idx.astype(np.int64) * (n_units + 1) + np.where(unknown, n_units, pos)
+    repeated = pd.Series(key).duplicated(keep="first").to_numpy() & ~unknown
+    listed = np.zeros(labels.size, dtype=np.int64)
+    np.add.at(listed, d_idx[~unknown & ~repeated], 1)
+    bad_draws = set(d_idx[unknown | repeated].tolist()) | set(np.flatnonzero(listed < n_units).tolist())
+    if not bad_draws:
+        return
+    d = min(bad_draws)
+    label = int(labels[d])
+    rows = np.flatnonzero((d_idx == d) & (unknown | repeated))
+    if rows.size:
+        i = int(rows[0])
+        u, idx = _plain(raw_unit.iloc[i]), _plain(frame.index[i])
+        if unknown[i]:
+            raise AssignmentError(f"draw {label} lists unit {u!r}, which is not in the estimation sample",
+                                  _EXPECT_ONCE, draw=label, unit=u, index=idx, column=raw_unit.name, value=u)
+        first = _plain(frame.index[int(np.flatnonzero(key == key[i])[0])])
+        raise AssignmentError(f"draw {label} lists unit {u!r} a second time", _EXPECT_ONCE, draw=label, unit=u,
+                              index=idx, first_index=first, column=raw_unit.name, value=u)
+    seen = np.zeros(n_units, dtype=bool)
+    seen[pos[(d_idx == d) & ~unknown]] = True
+    u = _plain(sample_units.iloc[int(np.flatnonzero(~seen)[0])])
+    raise AssignmentError(f"draw {label} does not list unit {u!r} of the estimation sample", _EXPECT_ONCE,
+                          draw=label, unit=u)
 
 
 def _controls_projection(con, dm, st, sample, collin_tol):
