@@ -144,3 +144,21 @@ def test_warehouse_carries_the_staggered_cohorts(published_staggered):
         con.close()
     assert {str(k): v for k, v in got.items()} == truth["staggered"]["cohorts"]
     assert wrong == 0
+
+
+def test_cs_truth_equals_the_engine_on_the_latent_panel(staggered, con):
+    """The truth's CS (never-treated) split, from numpy loops, equals the engine's cs_att_gt run on
+    the latent factual, effect and counterfactual panels."""
+    from estimation.engine.did_cs import cs_att_gt
+
+    rows, years, adoption, treated, diff = _latent(staggered)
+    n, T = len(rows), len(years)
+    panels = {"coefficient_on_latent": staggered.panel.index_factual, "effect_part": diff,
+              "counterfactual_part": staggered.panel.index_counterfactual}
+    truth = staggered.truth["staggered"]["cs_never"]
+    for part, Y in panels.items():
+        frame = pd.DataFrame({"city": np.repeat(np.arange(n), T), "year": np.tile(years, n), "y": Y.ravel(),
+                              "g": np.repeat(np.where(treated, adoption, 0), T)})
+        res = cs_att_gt(con, frame, outcome="y", unit="city", time="year", cohort="g", control="never",
+                        bootstrap_draws=0)
+        assert truth[part] == pytest.approx(res.aggregate("simple").coef, abs=1e-12), part

@@ -15,7 +15,13 @@ counterfactual index (panel city x panel year), so it is exact, not estimated:
   Σ w_it τ_it (the effects as TWFE weights them, w = the two-way-demeaned treatment over
   Σ D̃ D; de Chaisemartin & D'Haultfœuille 2020) and Σ w_it Y0_it (what it picks up from the
   untreated paths). The weighting bias is Σ w τ − simple ATT; ``negative_weights`` counts the
-  treated city-years TWFE weights negatively.
+  treated city-years TWFE weights negatively;
+* ``cs_never``: Callaway-Sant'Anna's unconditional estimator with never-treated controls and
+  its simple aggregation, on the complete latent panel - ATT(g,t) = mean over cohort g of
+  (Y_t − Y_{g−1}) minus the same mean over never-treated cities - which is linear in Y and so
+  splits exactly into its value on the effects (the ATT, less the spillover the never-treated
+  neighbours of pilot cities received) and on the untreated paths (the pilots' differential
+  trend, which no estimator that assumes parallel trends removes).
 """
 from __future__ import annotations
 
@@ -59,6 +65,8 @@ def build(diff: np.ndarray, y_counterfactual: np.ndarray, adoption: np.ndarray, 
     effect_part = float((w * diff).sum())
     counterfactual_part = float((w * y_counterfactual).sum())
     cells = D > 0
+    cs_effect = _cs_never_simple(diff, adoption, treated, years, cohorts, n_g)
+    cs_counterfactual = _cs_never_simple(y_counterfactual, adoption, treated, years, cohorts, n_g)
     return {
         "cohorts": {str(g): n_g[g] for g in cohorts},
         "att_gt": [{"group": g, "time": t, "att": att[g, t], "event_time": t - g} for g in cohorts for t in map(int, years)],
@@ -79,4 +87,26 @@ def build(diff: np.ndarray, y_counterfactual: np.ndarray, adoption: np.ndarray, 
             "negative_weight_sum": float(w[cells & (w < 0)].sum()),
             "treated_city_years": int(cells.sum()),
         },
+        "cs_never": {
+            "coefficient_on_latent": cs_effect + cs_counterfactual,
+            "effect_part": cs_effect,
+            "counterfactual_part": cs_counterfactual,
+        },
     }
+
+
+def _cs_never_simple(Y: np.ndarray, adoption: np.ndarray, treated: np.ndarray, years: np.ndarray,
+                     cohorts: list[int], n_g: dict[int, int]) -> float:
+    """CS simple ATT with never-treated controls and base g-1, applied to the array Y (city x year)."""
+    never = ~treated
+    col = {int(t): j for j, t in enumerate(years)}
+    num = den = 0.0
+    for g in cohorts:
+        members = treated & (adoption == g)
+        base = col[g - 1]
+        for t in years[years >= g]:
+            j = col[int(t)]
+            att = (Y[members, j] - Y[members, base]).mean() - (Y[never, j] - Y[never, base]).mean()
+            num += n_g[g] * att
+            den += n_g[g]
+    return float(num / den)
