@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from flows.cli_common import HomeOption, check_config_or_exit, resolve_home
+from flows import did_cli  # noqa: F401  (registers `estimate did` on estimate_app)
 from flows.estimate_cli import estimate_app
 from flows.index_cli import index_app
 from flows.landing_cli import landing_app, mappings_app
