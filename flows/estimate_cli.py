@@ -243,7 +243,9 @@ def estimate_all(
     """The whole program of the studies on the published warehouse (read-only, nothing written):
     Tables 2, 3 and 4 with the balance table, the robustness table, the NQP study's Table 3 and
     robustness table, the NQP -> resilience study's 2SLS, the specification curve over the index,
-    the event study's pre-trend test and the placebo's randomisation p-value."""
+    the event study's pre-trend test, the placebo's randomisation p-value, and the modern DID
+    program (Callaway-Sant'Anna, Sun-Abraham, BJS, did2s, Goodman-Bacon, HonestDiD breakdown
+    values, spatial DID, DML DID)."""
     from estimation.studies.common import table3
     from estimation.studies.program import STUDIES, program_results, run_study
 
@@ -268,7 +270,9 @@ def estimate_all(
                   (3, program.nqp_resilience_tables.table3.render(fmt)),
                   (5, program.nqp_resilience_tables.table5.render(fmt)),
                   (6, program.nqp_resilience_tables.table6.render(fmt)),
-                  (7, program.nqp_resilience_tables.table7.render(fmt)))]]
+                  (7, program.nqp_resilience_tables.table7.render(fmt)))],
+              ("Heterogeneity-robust DID, Goodman-Bacon, spatial DID and DML DID",
+               program.modern_did.render(fmt))]
     es, placebo = program.event_study, program.placebo
     facts = []
     if es.pretrend is not None:
@@ -277,6 +281,10 @@ def estimate_all(
     facts.append(f"Placebo ({placebo.n_valid} valid draws): randomisation p-value {placebo.ri_p_value:.4g} "
                  f"({placebo.ri_p_value_plus1:.4g} counting the real assignment as a draw).")
     facts.append(f"Specification curve: {program.spec_curve.summary_line()}")
+    from estimation.studies.modern_did import honest_lines, spatial_lines
+
+    facts += [f"HonestDiD: {line}" for line in honest_lines(program.modern_did)[1:3]]
+    facts += [f"Spatial: {line}" for line in spatial_lines(program.modern_did, None)]
     for title, body in blocks:
         heading = f"<h2>{title}</h2>" if fmt == "html" else f"## {title}"
         console.print(f"{heading}\n\n{body}", markup=False, highlight=False)

@@ -136,3 +136,86 @@ def group_coefficient_figure(estimates: pd.DataFrame, pooled_coef: float, path: 
     ax.set_title(title)
     ax.legend(frameon=False, fontsize=8)
     return _save(fig, path)
+
+
+_ESTIMATOR_STYLE = {"twfe": ("s", "0.35"), "cs_never": ("o", "#1f4e79"), "cs_notyet": ("o", "#5b8db8"),
+                    "sa": ("^", "#b5542c"), "bjs": ("D", "#2e7d32"), "did2s": ("v", "#8e44ad")}
+
+
+def overlay_event_studies_figure(rows: pd.DataFrame, path: Path, labels: dict, title: str,
+                                 level: float = 0.95) -> Path:
+    """Event-time estimates of several estimators side by side, with pointwise CIs.
+
+    ``rows``: columns ``estimator, key`` (event time), ``coef, se``; one row per estimator and
+    event time. Each estimator's points are shifted slightly so the CIs do not overlap."""
+    from scipy import stats
+
+    plt = _pyplot()
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    fig, ax = plt.subplots(figsize=(8.5, 4.6))
+    ax.axhline(0.0, color="0.4", lw=0.8)
+    ax.axvline(-0.5, color="0.6", lw=0.8, ls="--")
+    names = [n for n in labels if n in set(rows["estimator"])]
+    width = 0.6 / max(len(names), 1)
+    for j, name in enumerate(names):
+        part = rows[(rows["estimator"] == name) & rows["coef"].notna()].sort_values("key")
+        x = part["key"].to_numpy(dtype=float) + (j - (len(names) - 1) / 2) * width
+        coef, se = part["coef"].to_numpy(dtype=float), part["se"].to_numpy(dtype=float)
+        marker, colour = _ESTIMATOR_STYLE.get(name, ("o", None))
+        ax.errorbar(x, coef, yerr=z * np.nan_to_num(se), fmt=marker, color=colour, ecolor=colour, capsize=2,
+                    lw=1.0, ms=4, label=labels[name])
+    ax.set_xlabel("years relative to adoption (event time)")
+    ax.set_ylabel(f"effect, {level:.0%} CI")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
+def bacon_figure(comparisons: pd.DataFrame, twfe: float, path: Path) -> Path:
+    """Goodman-Bacon scatter: each 2x2 estimate against its weight, by comparison type."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    colours = {"treated vs never": "#1f4e79", "earlier vs later treated": "#2e7d32",
+               "later vs earlier treated": "#b5542c"}
+    for kind, part in comparisons.groupby("type", sort=False):
+        ax.scatter(part["weight"], part["estimate"], s=36, color=colours.get(kind), label=kind, alpha=0.85)
+    ax.axhline(twfe, color="#b22222", lw=1.2, ls="--", label=f"TWFE = weighted sum = {twfe:.4g}")
+    ax.axhline(0.0, color="0.4", lw=0.8)
+    ax.set_xlabel("weight in the TWFE coefficient")
+    ax.set_ylabel("2x2 DID estimate")
+    ax.set_title("Goodman-Bacon decomposition of the TWFE DID")
+    ax.legend(frameon=False, fontsize=8)
+    return _save(fig, path)
+
+
+def honest_panels_figure(results: dict, path: Path, xlabels: dict | None = None) -> Path:
+    """HonestDiD robust CIs by M, one panel per restriction (relative magnitudes, smoothness)."""
+    from .honest import honest_figure
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(results), figsize=(6.0 * len(results), 4.2), squeeze=False)
+    titles = {"relative_magnitude": "relative magnitudes (Mbar)", "smoothness": "smoothness (M)"}
+    for ax, (name, result) in zip(axes[0], results.items()):
+        honest_figure(result, ax=ax)
+        ax.set_title(f"HonestDiD: {titles.get(name, name)}")
+        if xlabels and name in xlabels:
+            ax.set_xlabel(xlabels[name])
+    return _save(fig, path)
+
+
+def distance_band_figure(bands: pd.DataFrame, path: Path) -> Path:
+    """The DID on untreated cities by distance band to the nearest treated city, with CIs."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.0))
+    part = bands.dropna(subset=["coef"])
+    mid = ((part["lo_km"] + part["hi_km"]) / 2).to_numpy(dtype=float)
+    coef = part["coef"].to_numpy(dtype=float)
+    err = np.vstack([coef - part["ci_low"].to_numpy(dtype=float), part["ci_high"].to_numpy(dtype=float) - coef])
+    ax.axhline(0.0, color="0.4", lw=0.8)
+    ax.errorbar(mid, coef, yerr=err, fmt="o", color="#1f4e79", ecolor="#5b8db8", capsize=4, lw=1.4, ms=6)
+    ax.set_xticks(mid)
+    ax.set_xticklabels([f"{lo:g}–{hi:g}" for lo, hi in zip(part["lo_km"], part["hi_km"])], fontsize=8)
+    ax.set_xlabel("distance to the nearest treated city (km)")
+    ax.set_ylabel("effect on untreated cities, 95% CI")
+    ax.set_title("Spillover by distance band")
+    return _save(fig, path)

@@ -8,7 +8,9 @@ resilience study's Table 4 (2SLS with lagged NQP); the specification curve over 
 index (24 ways to build it, the baseline DID on each); the resilience study's Tables 5-7
 (mechanisms, city size, institutions); the NQP study's Table 5 (mediation with Sobel and a cluster
 bootstrap) and Table 6; the NQP → resilience study's Tables 3, 5, 6 and 7 (+ mediation); every
-split-sample table with its differences tested (pooled interaction, permutation). The studies are
+split-sample table with its differences tested (pooled interaction, permutation); the modern DID
+program (Callaway-Sant'Anna, Sun-Abraham, BJS imputation, did2s, Goodman-Bacon, HonestDiD, spatial
+DID, DML DID: `modern_did`). The studies are
 independent: the refresh flow runs them concurrently (`run_study` per study, each on its own
 connection), then `persist_program` writes them in one place, so main.estimates
 (+ placebo_draws, model_tests, descriptives) carries the vintage as run id.
@@ -26,7 +28,7 @@ from estimation.engine.persist import persist_results, persist_tests
 from estimation.engine.placebo import PlaceboResult
 from estimation.engine.result import FeolsResult
 
-from . import nqp, nqp_resilience, resilience, resilience_heterogeneity, spec_curve
+from . import modern_did, nqp, nqp_resilience, resilience, resilience_heterogeneity, spec_curve
 from .splits import persist_split_table
 from .common import (
     PANEL,
@@ -62,6 +64,7 @@ STUDIES: dict[str, Callable[[duckdb.DuckDBPyConnection], object]] = {
     "nqp_table6": nqp.run_table6,
     "nqp_resilience_tables": nqp_resilience.run_tables,
     "wild_bootstrap": resilience.run_wild_bootstrap,
+    "modern_did": modern_did.run_modern_did,
 }
 
 
@@ -84,6 +87,7 @@ class ProgramResults:
     nqp_table6: object = None  # splits.SplitTable
     nqp_resilience_tables: nqp_resilience.NQPResilienceTables | None = None
     wild_bootstrap: object = None  # estimation.engine.wildboot.WildBootResult of Table 3 column (4)
+    modern_did: modern_did.ModernDID | None = None
 
     def figures(self, folder: Path) -> dict[str, str]:
         """Write the parallel-trends, placebo and propensity-score figures; return their file names."""
@@ -108,6 +112,13 @@ class ProgramResults:
                                                          "NQP on resilience by group (Table 6)").name
         if self.spec_curve is not None:
             files["spec_curve"] = self.spec_curve.plot(folder / "spec_curve.png").name
+        m = self.modern_did
+        if m is not None:
+            files["modern_did_event"] = m.plot_event_studies(folder / "modern_did_event_studies.png").name
+            files["bacon"] = m.plot_bacon(folder / "bacon.png").name
+            files["honest"] = m.plot_honest(folder / "honest_did.png").name
+            if m.spatial is not None:
+                files["distance_bands"] = m.plot_bands(folder / "spillover_distance_bands.png").name
         return files
 
 
@@ -150,6 +161,7 @@ def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
         ("wild_bootstrap_p", wild.p_value, wild.draws, None, wild.p_value),
         ("wild_bootstrap_ci_low", wild.ci[0], None, None, None),
         ("wild_bootstrap_ci_high", wild.ci[1], None, None, None)])
+    modern_did.persist_modern_did(con, vintage, vintage, synthetic, results["modern_did"])
     return program_results(con, results)
 
 

@@ -286,6 +286,38 @@ def nqp_resilience_iv_results(estimation) -> dict | None:
                      "year's NQP alone, which persistent shocks to either make doubtful.")}
 
 
+def modern_did_results(estimation, ground_truth: dict | None) -> dict:
+    """Three sections: the robust DID estimators, HonestDiD, and the spatial DID."""
+    from estimation.studies import modern_did as md
+
+    m = getattr(estimation, "modern_did", None)
+    if m is None:
+        return {}
+    design = ("staggered adoption, cohorts " + ", ".join(f"{g} ({n} cities)" for g, n in m.cohorts.items())
+              if m.staggered else f"one adoption cohort ({next(iter(m.cohorts), '?')})")
+    truth = md.truth_lines(m, ground_truth, estimation.panel_years) if ground_truth else []
+    note = (f"Outcome: the resilience index, {m.n_units} cities observed every year; {design}. The robust "
+            "estimators run without controls (as the two-way FE row here); the DML DID uses Table 3's controls. "
+            "Bacon rows: the total weight of each type of 2x2 comparison and their weighted mean. "
+            "Every estimator, its formula and the reference it was checked against: docs/methods.md.")
+    robust = {"title": "Heterogeneity-robust DID: Callaway-Sant'Anna, Sun-Abraham, BJS imputation, did2s, "
+                       "Goodman-Bacon, DML",
+              "markdown": m.render("markdown"), "html": m.render("html"), "truth": truth, "note": note}
+    pre = m.bjs_pretrend.wald
+    robust["truth"] = truth + [f"BJS pre-trend test on untreated city-years (leads k = -1..-3): F({pre.df1:g}, "
+                               f"{pre.df2:g}) = {pre.f:.3f}, p = {pre.p_f:.4f}."]
+    honest = {"title": "Sensitivity to parallel trends (HonestDiD, Rambachan-Roth)",
+              "markdown": "", "html": "", "truth": md.honest_lines(m),
+              "note": "Relative magnitudes: conditional (ARP) robust CIs by Mbar; smoothness: FLCI by M. "
+                      "Checked against moderndid's honest_did (docs/methods.md)."}
+    spatial = {"title": "Spatial DID: spillovers to neighbouring cities",
+               "markdown": "", "html": "", "truth": md.spatial_lines(m, ground_truth),
+               "note": f"Weights: main.spatial_weights ({md.WEIGHTS_SCHEME}). The distance-band DID compares "
+                       "untreated cities in each band of distance to the nearest treated city with untreated "
+                       "cities beyond the last band, after adoption."}
+    return {"modern-did": robust, "honest-did": honest, "spatial-did": spatial}
+
+
 def robustness_results(estimation) -> dict | None:
     if estimation.robustness is None:
         return None
@@ -438,6 +470,7 @@ def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground
         curve = spec_curve_results(estimation)
         het = heterogeneity_results(estimation, ground_truth)
         more = nqp_more_results(estimation, ground_truth)
+        more = {**(more or {}), **modern_did_results(estimation, ground_truth)}
 
     checks = _checks(summary, facts, critical, warnings)
     sections = [Section("summary", "Summary", "summary")]
@@ -485,6 +518,11 @@ def build_context(summary, facts: dict, *, folder: Path, estimation=None, ground
             if more and key in more:
                 figure = study_figures.get("nqp_res_table6") if key == "nqp-res-table6" else None
                 sections.append(Section(key, more[key]["title"], "results", [figure] if figure else []))
+        for key, names in (("modern-did", ("modern_did_event", "bacon")), ("honest-did", ("honest",)),
+                           ("spatial-did", ("distance_bands",))):
+            if more and key in more:
+                sections.append(Section(key, more[key]["title"], "results",
+                                        [study_figures[n] for n in names if n in study_figures]))
     elif "treated_control" in figures_by_name:
         sections.append(Section("treated-control", "Pilot cities vs the others", "results",
                                 [figures_by_name["treated_control"]]))
