@@ -42,8 +42,9 @@ def test_staggered_cs_is_persisted_equal_to_the_engine_and_near_its_latent_value
     home, con = staggered
     truth = _truth(home)["staggered"]
     coef, se, low, high = _estimate(con, "modern_did.cs_never", "ATT")
-    direct = cs_att_gt(con, md.balanced_panel_sql(), outcome="res", unit="city_code", time="year",
-                       cohort="adoption_year", control="never", bootstrap_draws=0).aggregate("simple")
+    cs = cs_att_gt(con, md.balanced_panel_sql(), outcome="res", unit="city_code", time="year",
+                   cohort="adoption_year", control="never", bootstrap_draws=0)
+    direct = cs.aggregate("simple")
     assert coef == pytest.approx(direct.coef, abs=1e-12) and se == pytest.approx(direct.se, rel=1e-9)
     latent = truth["cs_never"]["coefficient_on_latent"]
     assert low <= latent <= high
@@ -51,7 +52,11 @@ def test_staggered_cs_is_persisted_equal_to_the_engine_and_near_its_latent_value
     assert coef == pytest.approx(latent, rel=0.03)
     dynamic = con.execute("select count(*) from main.estimates where model_id = 'modern_did.cs_never' "
                           "and term like 'ATT(e=%'").fetchone()[0]
-    assert dynamic == len({r["event_time"] for r in truth["att_gt"]})
+    # every event time of the truth but the earliest: with a varying base, k = -5 would need 2011
+    assert dynamic == len(cs.aggregate("dynamic").rows) == len({r["event_time"] for r in truth["att_gt"]}) - 1
+    repeated = con.execute("select model_id, term from main.estimates where model_id like 'modern_did.%' "
+                           "group by run_id, model_id, term having count(*) > 1").fetchall()
+    assert repeated == []
 
 
 @pytest.mark.slow
@@ -114,3 +119,61 @@ def test_dml_is_persisted_and_reproducible(single):
     again = dml_did(con, md.balanced_panel_sql(), outcome="res", treatment="did", controls=list(md.CONTROLS),
                     unit="city_code", time="year", learner="lasso", n_folds=md.DML_FOLDS, seed=md.DML_SEED)
     assert coef == pytest.approx(again.coef, abs=1e-12) and se == pytest.approx(again.se, rel=1e-9)
+
+
+def _panel_frame(con):
+    df = con.execute(md.balanced_panel_sql()).df()
+    df["city"] = df["city_code"].astype(int)  # moderndid wants a numeric id
+    return df
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("control", ["never", "notyet"])
+def test_staggered_sample_cs_equals_moderndid(staggered, control):
+    """On the staggered sample's warehouse panel, as on mpdta (tests/test_did_cs.py)."""
+    import warnings
+
+    moderndid = pytest.importorskip("moderndid")
+    _, con = staggered
+    df = _panel_frame(con)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = moderndid.att_gt(df, yname="res", tname="year", idname="city", gname="adoption_year",
+                               control_group={"never": "nevertreated", "notyet": "notyettreated"}[control],
+                               base_period="varying")
+        dyn = moderndid.aggte(ref, type="dynamic", cband=False)
+        simple = moderndid.aggte(ref, type="simple", cband=False)
+    ours = cs_att_gt(con, md.balanced_panel_sql(), outcome="res", unit="city_code", time="year",
+                     cohort="adoption_year", control=control, bootstrap_draws=0)
+    a = ours.att_gt_frame()
+    np.testing.assert_allclose(a["att"].to_numpy(), ref.att_gt, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(a["se"].to_numpy(), ref.se_gt, rtol=1e-6)
+    assert ours.aggregate("simple").coef == pytest.approx(simple.overall_att, abs=1e-8)
+    assert ours.aggregate("simple").se == pytest.approx(simple.overall_se, rel=1e-6)
+    np.testing.assert_allclose([r["coef"] for r in ours.aggregate("dynamic").rows], dyn.att_by_event, atol=1e-8)
+    np.testing.assert_allclose([r["se"] for r in ours.aggregate("dynamic").rows], dyn.se_by_event, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_staggered_sample_did2s_and_sun_abraham_equal_pyfixest(staggered):
+    import warnings
+
+    pf = pytest.importorskip("pyfixest")
+    _, con = staggered
+    df = _panel_frame(con)
+    coef, se, *_ = _estimate(con, "modern_did.did2s", "ATT")
+    ref = pf.did2s(df, yname="res", first_stage="~ 0 | city_code + year", second_stage="~ did", treatment="did",
+                   cluster="city_code")
+    # pyfixest recovers the first-stage fixed effects to ~1e-6 (see tests/test_did_sa_bjs_did2s.py)
+    assert coef == pytest.approx(float(ref.coef()["did"]), rel=1e-5)
+    assert se == pytest.approx(float(ref.se()["did"]), rel=1e-4)
+    df["g"] = df["adoption_year"].astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = pf.event_study(data=df, yname="res", idname="city_code", tname="year", gname="g",
+                             estimator="saturated")
+        agg = fit.aggregate()
+    got = dict(con.execute("select term, coef from main.estimates where model_id = 'modern_did.sa' "
+                           "and term like 'ATT(e=%'").fetchall())
+    for k, row in agg.iterrows():
+        assert got[f"ATT(e={int(k)})"] == pytest.approx(float(row["Estimate"]), abs=1e-8), k

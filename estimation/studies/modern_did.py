@@ -212,7 +212,8 @@ def _flatten(name: str, aggregates: dict) -> list[dict]:
             out[-1]["aggregate"] = "simple"
         key = {"dynamic": "event_time", "group": "group", "calendar": "time"}.get(kind)
         for row in agg.get("rows", []) if key else []:
-            out.append({"estimator": name, "aggregate": kind, "key": row.get(key), "coef": row.get("coef"),
+            k = row.get(key, row.get("cohort") if kind == "group" else None)  # SA/BJS name group rows "cohort"
+            out.append({"estimator": name, "aggregate": kind, "key": k, "coef": row.get("coef"),
                         "se": row.get("se")})
     return out
 
@@ -313,8 +314,14 @@ create table if not exists main.sensitivity (
 
 
 def _term(aggregate: str, key) -> str:
-    return {"simple": "ATT", "dynamic": f"ATT(e={key})", "group": f"ATT(g={key})",
-            "calendar": f"ATT(t={key})"}[aggregate] if key is not None or aggregate == "simple" else f"ATT({aggregate})"
+    """ATT, ATT(e=k), ATT(g=2016), ATT(t=2018); ATT(dynamic) etc. for an aggregation's overall value."""
+    if aggregate == "simple":
+        return "ATT"
+    if key is None or (isinstance(key, float) and not np.isfinite(key)):
+        return f"ATT({aggregate})"
+    if isinstance(key, float) and key.is_integer():
+        key = int(key)
+    return {"dynamic": f"ATT(e={key})", "group": f"ATT(g={key})", "calendar": f"ATT(t={key})"}[aggregate]
 
 
 def _estimate_row(run_id, model_id, spec, term, coef, se, nobs, n_clusters, vcov, vintage, synthetic):

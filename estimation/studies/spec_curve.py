@@ -191,8 +191,7 @@ def run_spec_curve(con: duckdb.DuckDBPyConnection) -> SpecCurve:
     scores, weights = build_indices(con)
     key = list(CHOICES)
     wide = scores.set_index([*key, "city_code", "year"])["score"].unstack(key)
-    identical = wide.T.duplicated()  # NaN equals NaN here: same city-years without an index
-    dropped = [tuple(spec) for spec in identical[identical].index]
+    dropped = _identical_to_an_earlier(wide)
     formula = table3_specs()[3].formula
     rows = []
     with temp_scope(con) as tmp:
@@ -209,6 +208,21 @@ def run_spec_curve(con: duckdb.DuckDBPyConnection) -> SpecCurve:
                          "ci_low": low, "ci_high": high, "pvalue": float(r.pvalue["did"]), "nobs": r.nobs,
                          "is_baseline": spec == BASELINE})
     return SpecCurve(pd.DataFrame(rows), scores, weights, dropped)
+
+
+def _identical_to_an_earlier(wide: pd.DataFrame) -> list[tuple]:
+    """Columns (specifications) whose every value equals an earlier column's, NaN equal to NaN
+    (the same city-years without an index). One byte key per column: DataFrame.T.duplicated
+    does the same but builds a 3,000-column frame to do it."""
+    seen, dropped = set(), []
+    values = wide.to_numpy(dtype=float)
+    for j, spec in enumerate(wide.columns):
+        column = np.where(np.isnan(values[:, j]), np.nan, values[:, j] + 0.0)  # one NaN, no -0.0
+        key = np.nan_to_num(column, nan=np.inf).tobytes() + np.isnan(column).tobytes()
+        if key in seen:
+            dropped.append(tuple(spec))
+        seen.add(key)
+    return dropped
 
 
 def build_indices(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
