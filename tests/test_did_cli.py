@@ -123,3 +123,22 @@ def test_an_unbalanced_panel_is_refused_in_words(panel_file, tmp_path):
     df.drop(index=[5]).to_csv(path, index=False)
     out = run("--method", "cs", "--data", path, "--outcome", "y", "--unit", "unit", "--time", "year", "--cohort", "g")
     assert out.exit_code == 2 and "u000" in out.output and "Traceback" not in out.output
+
+
+def test_dml_command_equals_the_engine_and_refuses_an_unknown_learner(panel_file, con):
+    from estimation.engine.dml import dml_did
+
+    path, df = panel_file
+    d = df.assign(treat=((df["g"] > 0) & (df["year"] >= df["g"])).astype(int))
+    csv = path.with_name("with_treat.csv")
+    d.to_csv(csv, index=False)
+    out = CliRunner().invoke(app, ["estimate", "dml", "--data", str(csv), "--outcome", "y", "--treatment", "treat",
+                                   "--controls", "x", "--unit", "unit", "--time", "year", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    payload = json.loads(out.stdout)
+    ref = dml_did(con, d, outcome="y", treatment="treat", controls=["x"], unit="unit", time="year",
+                  learner="lasso", n_folds=5, seed=20240601)
+    assert payload["coef"] == pytest.approx(ref.coef, abs=1e-12) and payload["se"] == pytest.approx(ref.se, rel=1e-12)
+    bad = CliRunner().invoke(app, ["estimate", "dml", "--data", str(csv), "--outcome", "y", "--treatment", "treat",
+                                   "--controls", "x", "--unit", "unit", "--time", "year", "--learner", "svm"])
+    assert bad.exit_code == 2 and "learner must be one of" in bad.output and "Traceback" not in bad.output

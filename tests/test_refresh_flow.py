@@ -115,7 +115,7 @@ def test_estimates_validation_and_provenance_are_published(published):
     # the tables of the studies' further analyses: study.table.<model>
     tables = ("nqp_robust_", "resilience.table5.", "resilience.table6.", "resilience.table7.", "nqp.table5.",
               "nqp.table6.", "nqp_resilience.table3.", "nqp_resilience.table5.", "nqp_resilience.table6.",
-              "nqp_resilience.table7.")
+              "nqp_resilience.table7.", "modern_did.")
     ids = set(estimates["model_id"])
     assert named <= ids
     assert {m for m in ids - named if not m.startswith(tables)} == set()

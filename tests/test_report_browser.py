@@ -88,15 +88,16 @@ def test_index_html_renders_every_figure_and_table_offline(refreshed, artifacts)
     assert errors == []
     names = [i["alt"] for i in checks["images"]]
     # top/bottom, map, by year, treated vs control, event study, placebo, propensity scores, Table 6 and
-    # Table 7 coefficient plots, specification curve, the two split-sample tables' plots
-    assert len(names) == 12, names
+    # Table 7 coefficient plots, specification curve, the two split-sample tables' plots, and the modern DID
+    # program's four (event studies side by side, Goodman-Bacon, HonestDiD, spillover by distance)
+    assert len(names) == 16, names
     assert all(i["complete"] and i["width"] > 0 and i["src"].startswith("data:image/png") for i in checks["images"])
     assert len(checks["tables"]) >= 8 and all(rows > 0 for rows in checks["tables"][:4])
-    assert checks["sections"][:23] == ["summary", "index", "top-cities", "table2", "baseline", "event-study",
+    assert checks["sections"][:26] == ["summary", "index", "top-cities", "table2", "baseline", "event-study",
                                        "placebo", "table4", "robustness", "table5", "table6", "table7",
                                        "spec-curve", "nqp", "nqp-robustness", "nqp-table5", "nqp-table6",
                                        "nqp-res-table3", "nqp-res-iv", "nqp-res-table5", "nqp-res-table6",
-                                       "nqp-res-table7", "files"]
+                                       "nqp-res-table7", "modern-did", "honest-did", "spatial-did", "files"]
     assert "SYNTHETIC SAMPLE DATA" in checks["banner"]
     assert opened is True
     for shot in ("index.png", "index-expanded.png"):

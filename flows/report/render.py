@@ -115,7 +115,15 @@ def _study_figures(estimation, folder: Path) -> dict:
             "nqp_res_table6": ("NQP on resilience by group", ("The NQP coefficient in each group with 95% CIs; "
                                                               "the dashed line is the whole sample's estimate.")),
             "spec_curve": ("Specification curve", ("DID estimates with 95% confidence intervals under each way "
-                                                   "of building the index, sorted; below, the choices of each."))}
+                                                   "of building the index, sorted; below, the choices of each.")),
+            "modern_did_event": ("Event studies side by side", ("Event-time effects with pointwise 95% CIs: the "
+                                 "two-way FE event study (no controls) and the heterogeneity-robust estimators.")),
+            "bacon": ("Goodman-Bacon decomposition", ("Each 2x2 DID comparison's estimate against its weight in "
+                      "the two-way FE coefficient (dashed line: the coefficient, their weighted sum).")),
+            "honest": ("HonestDiD", ("Robust 95% confidence intervals for the average post-adoption effect as the "
+                       "allowed violation of parallel trends grows, beside the original CI.")),
+            "distance_bands": ("Spillover by distance", ("DID on untreated cities by distance band to the nearest "
+                               "treated city, with 95% CIs, against untreated cities beyond 300 km."))}
     return {name: figure_record(name, folder / file, *alts.get(name, (name, ""))) for name, file in files.items()}
 
 
