@@ -153,6 +153,13 @@ def load_facts(ws: Workspace, vintage: str, marts_built: bool) -> dict:
     return facts
 
 
+def _optional_studies(ws: Workspace) -> tuple[str, ...] | None:
+    """cityres.toml [refresh] studies (None: all); checked with the rest of the file before the refresh."""
+    from warehouse.settings import load_refresh_settings
+
+    return load_refresh_settings(ws.home).studies
+
+
 def estimate(ws: Workspace, vintage: str, synthetic: bool):
     """The studies' program on the candidate, so a vintage is published with its results."""
     from estimation.studies.program import run_program
@@ -161,7 +168,7 @@ def estimate(ws: Workspace, vintage: str, synthetic: bool):
 
     crash_point("estimate")
     with connect_for_write(ws.candidate) as con:
-        return run_program(con, vintage, synthetic)
+        return run_program(con, vintage, synthetic, _optional_studies(ws))
 
 
 def record_provenance(ws: Workspace, vintage: str, ground_truth: dict | None) -> None:
@@ -238,12 +245,12 @@ study_task = task(name="estimate", task_run_name="estimate: {name}")(estimate_on
 @flow(name="estimation", task_runner=ThreadPoolTaskRunner(max_workers=4))
 def estimation_subflow(ws: Workspace, vintage: str, synthetic: bool):
     """The studies' program with the independent studies running concurrently."""
-    from estimation.studies.program import STUDIES, persist_program
+    from estimation.studies.program import persist_program, selected_studies
     from warehouse.faults import crash_point
     from warehouse.publish import connect_for_write
 
     crash_point("estimate")
-    futures = {name: study_task.submit(ws.candidate, name) for name in STUDIES}
+    futures = {name: study_task.submit(ws.candidate, name) for name in selected_studies(_optional_studies(ws))}
     results = {name: future.result() for name, future in futures.items()}
     with connect_for_write(ws.candidate) as con:
         return persist_program(con, results, vintage, synthetic)
@@ -374,16 +381,18 @@ def recover_report(home: Home, logger=None) -> str | None:
     those persisted with the vintage); what the load changed relative to its predecessor is no
     longer known and the report says so.
     """
-    from estimation.studies.program import STUDIES, program_results, run_study
+    from estimation.studies.program import program_results, run_study, selected_studies
     from warehouse.connections import connect_read_only
     from warehouse.provenance import is_synthetic, stored_ground_truth
+    from warehouse.settings import load_refresh_settings
     from warehouse.status import vintage_without_report
 
     vintage = vintage_without_report(home)
     if vintage is None:
         return None
     with connect_read_only(home.warehouse_db) as con:
-        program = program_results(con, {name: run_study(con, name) for name in STUDIES})
+        chosen = selected_studies(load_refresh_settings(home).studies)
+        program = program_results(con, {name: run_study(con, name) for name in chosen})
         synthetic = is_synthetic(con)
         ground_truth = stored_ground_truth(con)
     summary = RefreshSummary(vintage=vintage, status="published", warehouse=str(home.warehouse_db),

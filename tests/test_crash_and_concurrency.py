@@ -95,12 +95,12 @@ def test_two_refreshes_at_once_one_waits_or_steps_aside_and_nothing_is_lost(base
         time.sleep(0.2)
     holder = json.loads(lock.read_text())
     # a second refresh that may not wait steps aside cleanly, naming the one running
-    (home.root / "cityres.toml").write_text("[refresh]\nlock_wait_seconds = 0\n", encoding="utf-8")
+    (home.root / "cityres.toml").write_text("[refresh]\nlock_wait_seconds = 0\nstudies = []\n", encoding="utf-8")
     second = cli(home, "refresh")
     assert second.returncode == 3, second.stdout
     assert "busy" in second.stdout and f"pid {holder['pid']}" in second.stdout
     # a third one waits for it, then finds nothing new
-    (home.root / "cityres.toml").write_text("[refresh]\nlock_wait_seconds = 300\n", encoding="utf-8")
+    (home.root / "cityres.toml").write_text("[refresh]\nlock_wait_seconds = 300\nstudies = []\n", encoding="utf-8")
     third = cli(home, "refresh")
     first.wait(timeout=600)
     first_log.seek(0)

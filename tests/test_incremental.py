@@ -58,7 +58,8 @@ def history(tmp_path_factory):
     home = Home(root / "home").ensure()
     # The latest yearbook has gaps that only the next year's files make interior: carry the last
     # value forward (flagged) until then, instead of refusing the load.
-    (home.root / "cityres.toml").write_text('[dbt_vars]\nextrapolation = "nearest"\n', encoding="utf-8")
+    (home.root / "cityres.toml").write_text('[refresh]\nstudies = []\n[dbt_vars]\nextrapolation = "nearest"\n',
+                                         encoding="utf-8")
     first_files = deliver(stage, home.landing, lambda rel: not is_last_year(rel))
     first = refresh(home)
     first_hash = hashlib.sha256(home.warehouse_db.read_bytes()).hexdigest()

@@ -26,12 +26,20 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def copy_home(source: Home, target: Path) -> Home:
-    """A private copy of a published home (warehouse, archive, landing, reports)."""
+# The copies' refreshes run the program's core studies only ([refresh] studies = []): the tests
+# that take a copy are about loading, validating and publishing; the whole program runs in the
+# published sample's own refresh and is checked there (test_report, test_modern_did_program, ...).
+CORE_ONLY = "[refresh]\nstudies = []\n"
+
+
+def copy_home(source: Home, target: Path, config: str = CORE_ONLY) -> Home:
+    """A private copy of a published home (warehouse, archive, landing, reports), with ``config``
+    as its cityres.toml."""
     target.mkdir(parents=True, exist_ok=True)
     for name in ("landing", "archive", "reports"):
         shutil.copytree(source.root / name, target / name)
     shutil.copy2(source.warehouse_db, target / "warehouse.duckdb")
+    (target / "cityres.toml").write_text(config, encoding="utf-8")
     return Home(target).ensure()
 
 

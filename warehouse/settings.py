@@ -10,6 +10,9 @@
     port = 4200
     [refresh]
     lock_wait_seconds = 600     # how long a refresh waits for a running one before giving up
+    studies = "all"             # the program's optional studies a refresh runs: "all", or a list
+                                # such as ["table4_iv", "modern_did"] ([] = only Table 3, the event
+                                # study, the placebo and the NQP study's Table 3, which always run)
     [query]
     memory_limit = "4GB"        # DuckDB memory limit of `cityres query` and `cityres estimate`
     timeout_seconds = 300       # a user's statement is interrupted after this long
@@ -53,9 +56,17 @@ class ServeSettings:
     port: int = 4200
 
 
+# The refresh program's optional studies (estimation/studies/program.py STUDIES less the four it
+# always runs); tests/test_refresh_flow.py checks that the two lists agree.
+OPTIONAL_STUDIES = ("table2", "table4_iv", "table4_psm", "robustness", "nqp_robustness", "nqp_resilience_iv",
+                    "spec_curve", "heterogeneity", "nqp_table5", "nqp_table6", "nqp_resilience_tables",
+                    "wild_bootstrap", "modern_did")
+
+
 @dataclass(frozen=True)
 class RefreshSettings:
     lock_wait_seconds: float = 600.0
+    studies: tuple[str, ...] | None = None  # None: every optional study
 
 
 @dataclass(frozen=True)
@@ -97,7 +108,7 @@ _KEYS = {
     "schedule": {"cron": "text"},
     "watch": {"poll_seconds": _POSITIVE, "settle_seconds": "a number >= 0"},
     "server": {"host": "text", "port": "an integer port (1-65535)"},
-    "refresh": {"lock_wait_seconds": "a number >= 0"},
+    "refresh": {"lock_wait_seconds": "a number >= 0", "studies": "\"all\" or a list of study names"},
     "query": {"memory_limit": "a size such as \"4GB\"", "timeout_seconds": _POSITIVE,
               "max_rows": "a positive integer"},
     "dbt_vars": None,  # checked against DBT_VARS
@@ -123,11 +134,18 @@ def _value_problem(table: str, key: str, value) -> str | None:
         "an integer port (1-65535)": isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535,
         "a positive integer": isinstance(value, int) and not isinstance(value, bool) and value > 0,
         "a size such as \"4GB\"": isinstance(value, str) and bool(_SIZE.match(value)),
+        "\"all\" or a list of study names": value == "all" or (isinstance(value, list)
+                                                             and all(isinstance(v, str) for v in value)),
     }[expected]
     if not ok:
         return f"[{table}] {key} must be {expected}, got {value!r}"
     if table == "server" and key == "host" and value not in _LOOPBACK:
         return f"[server] host must be a loopback address ({', '.join(_LOOPBACK)}), got {value!r}"
+    if table == "refresh" and key == "studies" and isinstance(value, list):
+        unknown = [v for v in value if v not in OPTIONAL_STUDIES]
+        if unknown:
+            return (f"[refresh] studies: unknown {', '.join(map(repr, unknown))}; known: {', '.join(OPTIONAL_STUDIES)} "
+                    "(Table 3, the event study, the placebo and the NQP study's Table 3 always run)")
     if table == "schedule" and key == "cron" and value and len(value.split()) != 5:
         return f"[schedule] cron must have five fields like \"0 6 * * *\" (or be \"\"), got {value!r}"
     return None
@@ -229,7 +247,9 @@ def load_serve_settings(home: Home) -> ServeSettings:
 
 def load_refresh_settings(home: Home) -> RefreshSettings:
     section = _read_config(home).get("refresh", {})
-    return RefreshSettings(lock_wait_seconds=float(section.get("lock_wait_seconds", RefreshSettings.lock_wait_seconds)))
+    studies = section.get("studies", "all")
+    return RefreshSettings(lock_wait_seconds=float(section.get("lock_wait_seconds", RefreshSettings.lock_wait_seconds)),
+                           studies=None if studies == "all" else tuple(studies))
 
 
 def load_query_settings(home: Home) -> QuerySettings:

@@ -68,6 +68,20 @@ STUDIES: dict[str, Callable[[duckdb.DuckDBPyConnection], object]] = {
 }
 
 
+# Always run (the report's headline and ProgramResults' required fields); the others are optional
+# (cityres.toml [refresh] studies).
+CORE = ("baseline", "event_study", "placebo", "nqp_baseline")
+
+
+def selected_studies(optional: tuple[str, ...] | None = None) -> list[str]:
+    """The studies a refresh runs: the core ones, then the optional ones named (None: all), in
+    program order."""
+    unknown = sorted(set(optional or ()) - set(STUDIES))
+    if unknown:
+        raise ValueError(f"unknown studies {unknown}; known: {', '.join(STUDIES)}")
+    return [name for name in STUDIES if name in CORE or optional is None or name in optional]
+
+
 @dataclass
 class ProgramResults:
     baseline: tuple[list[ModelSpec], list[FeolsResult]]
@@ -141,30 +155,50 @@ def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
     persist_study(con, vintage, vintage, synthetic, "event_study", results["event_study"])
     persist_study(con, vintage, vintage, synthetic, "placebo", results["placebo"])
     persist_estimates(con, vintage, vintage, synthetic, *results["nqp_baseline"])
-    persist_descriptives_table(con, vintage, vintage, "table2", results["table2"])
-    persist_iv(con, vintage, vintage, synthetic, "table4", results["table4_iv"])
-    persist_psm(con, vintage, vintage, synthetic, "table4_psm_nearest", results["table4_psm"])
-    persist_robustness(con, vintage, vintage, synthetic, results["robustness"])
-    persist_robustness(con, vintage, vintage, synthetic, results["nqp_robustness"])
-    for method, est in results["nqp_robustness"].psm.items():
-        persist_balance(con, vintage, vintage, f"nqp_robust_psm_{method}", est)
-    persist_iv(con, vintage, vintage, synthetic, "nqp_res_table4", results["nqp_resilience_iv"])
-    spec_curve.persist_spec_curve(con, vintage, vintage, synthetic, results["spec_curve"])
-    persist_results(con, vintage, vintage, synthetic,
-                    [(m.model_id, m.formula, m.result) for m in results["heterogeneity"].models])
-    for mediator, med in results["nqp_table5"].results.items():
-        persist_mediation(con, vintage, vintage, synthetic, f"nqp.table5.{mediator}", med)
-    nqp_resilience.persist_tables(con, vintage, vintage, synthetic, results["nqp_resilience_tables"])
-    persist_split_table(con, vintage, vintage, synthetic, results["nqp_table6"])
-    wild = results["wild_bootstrap"]
-    persist_tests(con, vintage, vintage, results["baseline"][0][3].model_id, [
-        ("wild_bootstrap_p", wild.p_value, wild.draws, None, wild.p_value),
-        ("wild_bootstrap_ci_low", wild.ci[0], None, None, None),
-        ("wild_bootstrap_ci_high", wild.ci[1], None, None, None)])
-    modern_did.persist_modern_did(con, vintage, vintage, synthetic, results["modern_did"])
+
+    def has(name: str) -> bool:
+        return results.get(name) is not None
+
+    if has("table2"):
+        persist_descriptives_table(con, vintage, vintage, "table2", results["table2"])
+    if has("table4_iv"):
+        persist_iv(con, vintage, vintage, synthetic, "table4", results["table4_iv"])
+    if has("table4_psm"):
+        persist_psm(con, vintage, vintage, synthetic, "table4_psm_nearest", results["table4_psm"])
+    if has("robustness"):
+        persist_robustness(con, vintage, vintage, synthetic, results["robustness"])
+    if has("nqp_robustness"):
+        persist_robustness(con, vintage, vintage, synthetic, results["nqp_robustness"])
+        for method, est in results["nqp_robustness"].psm.items():
+            persist_balance(con, vintage, vintage, f"nqp_robust_psm_{method}", est)
+    if has("nqp_resilience_iv"):
+        persist_iv(con, vintage, vintage, synthetic, "nqp_res_table4", results["nqp_resilience_iv"])
+    if has("spec_curve"):
+        spec_curve.persist_spec_curve(con, vintage, vintage, synthetic, results["spec_curve"])
+    if has("heterogeneity"):
+        persist_results(con, vintage, vintage, synthetic,
+                        [(m.model_id, m.formula, m.result) for m in results["heterogeneity"].models])
+    if has("nqp_table5"):
+        for mediator, med in results["nqp_table5"].results.items():
+            persist_mediation(con, vintage, vintage, synthetic, f"nqp.table5.{mediator}", med)
+    if has("nqp_resilience_tables"):
+        nqp_resilience.persist_tables(con, vintage, vintage, synthetic, results["nqp_resilience_tables"])
+    if has("nqp_table6"):
+        persist_split_table(con, vintage, vintage, synthetic, results["nqp_table6"])
+    if has("wild_bootstrap"):
+        wild = results["wild_bootstrap"]
+        persist_tests(con, vintage, vintage, results["baseline"][0][3].model_id, [
+            ("wild_bootstrap_p", wild.p_value, wild.draws, None, wild.p_value),
+            ("wild_bootstrap_ci_low", wild.ci[0], None, None, None),
+            ("wild_bootstrap_ci_high", wild.ci[1], None, None, None)])
+    if has("modern_did"):
+        modern_did.persist_modern_did(con, vintage, vintage, synthetic, results["modern_did"])
     return program_results(con, results)
 
 
-def run_program(con: duckdb.DuckDBPyConnection, vintage: str, synthetic: bool) -> ProgramResults:
-    """The whole program, one study after the other, on one connection."""
-    return persist_program(con, {name: run_study(con, name) for name in STUDIES}, vintage, synthetic)
+def run_program(con: duckdb.DuckDBPyConnection, vintage: str, synthetic: bool,
+                optional: tuple[str, ...] | None = None) -> ProgramResults:
+    """The program (the core studies and the optional ones named; None: all), one study after
+    the other, on one connection."""
+    return persist_program(con, {name: run_study(con, name) for name in selected_studies(optional)}, vintage,
+                           synthetic)
