@@ -13,8 +13,16 @@ import pyfixest as pf
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from oracles import (COEF_TOL, EPS, SE_RTOL, assert_matches, condition_number, drop_singletons_pandas, exact_ols,
-                     pf_fit)
+from oracles import (
+    COEF_TOL,
+    EPS,
+    SE_RTOL,
+    assert_matches,
+    condition_number,
+    drop_singletons_pandas,
+    exact_ols,
+    pf_fit,
+)
 from panels import make_panel, singleton_panel, unbalance
 
 from estimation import SSC, DemeanNotConverged, feols, parse_formula
@@ -364,8 +372,6 @@ def test_bad_arguments(con):
         feols(con, "panel", "res ~ x1", vcov="HC3")
     with pytest.raises(ValueError):
         feols(con, "panel", "res ~ x1", vcov={"CRV1": "unit + year + region"})
-    with pytest.raises(NotImplementedError):
-        feols(con, "panel", "res ~ x1 | unit + year + region")
     with pytest.raises(ValueError):
         feols(con, "panel", "res ~ x1 | unit", x=["x2"])
     with pytest.raises(ValueError, match="does not apply"):

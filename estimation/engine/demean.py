@@ -18,9 +18,13 @@ Method choice (``method="auto"``):
   k x k algebra and never reports them;
 * otherwise (many levels in both) -> ``"alternating"``: the method of
   alternating projections, one materialised temp table per sweep (demean by
-  fe1, then by fe2), until every row's change in a sweep is at most
+  fe1, then by fe2, ...), until every row's change in a sweep is at most
   ``tol * (1 + scale)`` (absolute plus relative; scale = max |x - mean| of the
-  column), raising :class:`DemeanNotConverged` after ``maxiter`` sweeps.
+  column), raising :class:`DemeanNotConverged` after ``maxiter`` sweeps;
+* three or more fixed effects -> ``"cg"``: conjugate gradient on the FE normal
+  equations after eliminating the largest FE exactly (:mod:`.fe_cg`), same
+  stopping rule per iteration.  ``"alternating"`` (plain, unaccelerated) and
+  ``"cg"`` can also be forced for two or more fixed effects.
 
 The one-pass closed form is never used on an unbalanced layout, and no
 Mundlak-style shortcut is taken: each method gives the two-way FE estimand.
@@ -32,6 +36,7 @@ small and precise.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -41,7 +46,8 @@ from .sqlutil import TempScope
 
 
 class DemeanNotConverged(RuntimeError):
-    """Alternating projections did not reach the tolerance within maxiter."""
+    """The iterative demeaning (alternating projections, conjugate gradient) did not reach the
+    tolerance within maxiter iterations."""
 
 
 @dataclass
@@ -132,7 +138,7 @@ def choose_method(
         if fe_levels and min(fe_levels) - 1 <= max_dummies:
             return "within_dummies"
         return "alternating"
-    raise NotImplementedError("at most two fixed effects are supported")
+    return "cg"
 
 
 def _create_from_centred(con, out: str, table: str, keep_sql: str, centred, columns, sel: str, params) -> None:
@@ -186,11 +192,12 @@ def demean(
     fe = list(fe)
     if method == "auto":
         method = choose_method(len(fe), balanced_grid, weights is not None, fe_levels, max_dummies)
-    allowed = {0: ("center",), 1: ("oneway",), 2: ("balanced", "within_dummies", "alternating")}
-    if method not in allowed.get(len(fe), ()):
+    allowed = {0: ("center",), 1: ("oneway",), 2: ("balanced", "within_dummies", "alternating", "cg")}
+    applicable = allowed.get(len(fe), ("alternating", "cg"))
+    if method not in applicable:
         raise ValueError(
             f"demeaning method {method!r} does not apply to {len(fe)} fixed effect(s); "
-            f"use one of {allowed.get(len(fe), ())}"
+            f"use one of {applicable}"
         )
     if method == "balanced" and (len(fe) != 2 or weights is not None or not balanced_grid):
         raise ValueError("the closed-form two-way demeaning needs an unweighted complete grid")
@@ -236,6 +243,8 @@ def demean(
         return _alternating(
             con, scope, table, columns, fe, keep, stats, weights, tol, maxiter
         )
+    if method == "cg":
+        return _conjugate_gradient(con, scope, table, columns, fe, keep, stats, weights, tol, maxiter)
     raise ValueError(f"unknown demeaning method {method!r}")
 
 
@@ -322,19 +331,20 @@ def _alternating(
     tol: float,
     maxiter: int,
 ) -> Demeaned:
-    """Method of alternating projections, one temp table per sweep."""
-    f0, f1 = fe
+    """Method of alternating projections over any number of fixed effects, one temp table per sweep.
+
+    A sweep subtracts the (weighted) group means of fe1, then of fe2, ... in turn; it is
+    plain MAP, without acceleration (:mod:`.fe_cg` is the fast method for 3+ fixed effects).
+    """
     keep = list(keep)
-    sw = ["__sw0", "__sw1"] if weights else [None, None]
+    n_fe = len(fe)
+    sw = [f"__sw{q}" for q in range(n_fe)] if weights else [None] * n_fe
     # start: centred columns (+ group weight totals when weighted)
     cur = scope.table("map")
     extra = ""
     if weights:
-        extra = (
-            f", sum({weights}) OVER (PARTITION BY {f0}) AS __sw0"
-            f", sum({weights}) OVER (PARTITION BY {f1}) AS __sw1"
-        )
-        keep_iter = keep + ["__sw0", "__sw1"]
+        extra = "".join(f", sum({weights}) OVER (PARTITION BY {f}) AS __sw{q}" for q, f in enumerate(fe))
+        keep_iter = keep + [f"__sw{q}" for q in range(n_fe)]
     else:
         keep_iter = keep
     cen = ", ".join(f"({c} - ?) AS {c}" for c in columns)
@@ -343,29 +353,30 @@ def _alternating(
         list(stats.mean),
     )
     keep_sql = ", ".join(keep_iter)
-    # change of a row in one sweep = m0 + m1 (the two subtracted means), scaled
-    # by 1/(1 + scale) of its column (bound as parameters): the sweep has
+    # change of a row in one sweep = m1 + ... + mQ (the subtracted means, summed in
+    # __t_j), scaled by 1/(1 + scale) of its column (bound as parameters): the sweep has
     # converged when |change| <= tol * (1 + scale), an absolute-plus-relative test
     cols_sql = ", ".join(columns)
-    ms = ", ".join(f"__m_{j}" for j in range(len(columns)))
-    m0 = ", ".join(
-        f"{_group_mean(c, f0, weights, sw[0])} AS __m_{j}" for j, c in enumerate(columns)
-    )
-    sub0 = ", ".join(f"{c} - __m_{j} AS {c}" for j, c in enumerate(columns))
-    m1 = ", ".join(
-        f"{_group_mean(c, f1, weights, sw[1])} AS __n_{j}" for j, c in enumerate(columns)
-    )
-    sub1 = ", ".join(f"{c} - __n_{j} AS {c}" for j, c in enumerate(columns))
+    ctes = []
+    prev = "{cur}"
+    for q, f in enumerate(fe):
+        carried = "" if q == 0 else ", " + ", ".join(f"__t_{j}" for j in range(len(columns)))
+        means = ", ".join(f"{_group_mean(c, f, weights, sw[q])} AS __m_{j}" for j, c in enumerate(columns))
+        sub = ", ".join(f"{c} - __m_{j} AS {c}" for j, c in enumerate(columns))
+        total = ", ".join(
+            (f"__m_{j} AS __t_{j}" if q == 0 else f"__t_{j} + __m_{j} AS __t_{j}") for j in range(len(columns))
+        )
+        ctes.append(f"a{q} AS (SELECT {keep_sql}, {cols_sql}{carried}, {means} FROM {prev})")
+        ctes.append(f"s{q} AS (SELECT {keep_sql}, {sub}, {total} FROM a{q})")
+        prev = f"s{q}"
     delta = (
         "greatest("
-        + ", ".join(f"abs(__m_{j} + __n_{j}) * ?" for j in range(len(columns)))
+        + ", ".join(f"abs(__t_{j}) * ?" for j in range(len(columns)))
         + ", 0.0) AS __delta"
     )
     sweep = f"""
-            WITH a0 AS (SELECT {keep_sql}, {cols_sql}, {m0} FROM {{cur}}),
-                 a AS (SELECT {keep_sql}, {sub0}, {ms} FROM a0),
-                 b0 AS (SELECT {keep_sql}, {cols_sql}, {ms}, {m1} FROM a)
-            SELECT {keep_sql}, {sub1}, {delta} FROM b0
+            WITH {", ".join(ctes)}
+            SELECT {keep_sql}, {cols_sql}, {delta} FROM {prev}
     """
     inv_scale = [1.0 / (1.0 + s) for s in stats.scale]
     change = float("inf")
@@ -381,7 +392,7 @@ def _alternating(
         cur = nxt
         (change,) = con.execute(f"SELECT max(__delta) FROM {cur}").fetchone()
         change = float(change)
-        if change != change:  # NaN: a non-finite value slipped in; sweeping on cannot help
+        if math.isnan(change):  # a non-finite value slipped in; sweeping on cannot help
             raise DemeanNotConverged("alternating projections produced NaN (a non-finite value in the data)")
         if change <= tol:
             return Demeaned(cur, columns, "alternating", it, change)
@@ -389,3 +400,18 @@ def _alternating(
         f"alternating projections did not converge in {maxiter} sweeps "
         f"(last change {change:.3g} x (1 + scale) > tol {tol:.3g} x (1 + scale))"
     )
+
+
+def _conjugate_gradient(con: duckdb.DuckDBPyConnection, scope: TempScope, table: str, columns: list[str],
+                        fe: list[str], keep: Sequence[str], stats: ColumnStats, weights: str | None,
+                        tol: float, maxiter: int) -> Demeaned:
+    """Preconditioned conjugate gradient on the Schur complement of the largest FE (:mod:`.fe_cg`)."""
+    # imported here: fe_cg imports this module (DemeanNotConverged)
+    from .fe_cg import fe_index, schur_rhs, solve_schur, subtract_fitted
+
+    index = fe_index(con, scope, table, fe, weights)
+    rhs = schur_rhs(con, index, table, fe, columns, stats.mean, weights)
+    sol = solve_schur(con, scope, index, rhs, stats.scale, tol, maxiter)
+    out = subtract_fitted(con, scope, index, table, fe, keep, columns, stats.mean, weights, sol.coef)
+    scope.drop(index.cells)
+    return Demeaned(out, columns, "cg", sol.iterations, sol.max_change)

@@ -1,4 +1,4 @@
-"""``feols``: OLS with up to two absorbed fixed effects, estimated in DuckDB.
+"""``feols``: OLS with any number of absorbed fixed effects, estimated in DuckDB.
 
 ``feols`` is a short pipeline of named stages, each a function with one job:
 
@@ -7,7 +7,8 @@
 2. ``_estimation_sample`` - listwise deletion, FE/cluster coding, singleton removal
    (:mod:`.sample`) and the columns' moments, in SQL;
 3. :func:`.demean.demean` - centring / one-way / balanced two-way / within plus period
-   dummies / alternating projections, in SQL;
+   dummies / alternating projections / conjugate gradient (3+ fixed effects, :mod:`.fe_cg`),
+   in SQL;
 4. ``_design``            - X'X, X'y, y'y in one aggregate query (:mod:`.moments`);
 5. ``_solve``             - drop collinear regressors (:mod:`.collinear`) and solve the
    normal equations (k x k Cholesky);
@@ -117,7 +118,7 @@ def feols(
     max_dummies: int = MAX_DUMMIES,
     alpha: float = 0.05,
 ) -> FeolsResult:
-    """Estimate ``y`` on ``x`` absorbing 0, 1 or 2 fixed effects, in DuckDB.
+    """Estimate ``y`` on ``x`` absorbing any number of fixed effects, in DuckDB.
 
     Parameters
     ----------
@@ -133,8 +134,9 @@ def feols(
         ``"res ~ did + x1 + i(event_time, ref=-1) | city_code + year"`` (then
         omit ``x``/``fe``).
     x, fe
-        Regressor columns and fixed-effect columns (at most two).  Without
-        fixed effects an intercept named ``Intercept`` is added.
+        Regressor columns and fixed-effect columns (any number; three or more
+        are absorbed by conjugate gradient, :mod:`.fe_cg`).  Without fixed
+        effects an intercept named ``Intercept`` is added.
     vcov
         ``"iid"`` (default, as pyfixest), ``"hetero"``/``"HC1"``,
         ``{"CRV1": "cluster_col"}`` or two-way ``{"CRV1": "a+b"}``.
@@ -143,18 +145,21 @@ def feols(
     ssc
         Small-sample corrections, default ``SSC()`` = pyfixest 0.60 defaults.
     fixef_rm
-        ``"singleton"`` (default, as pyfixest) removes singleton FE groups
-        repeatedly; ``"none"`` keeps them.
+        ``"singleton"`` (default, as pyfixest) removes singleton groups of
+        every fixed effect repeatedly until none is left; ``"none"`` keeps them.
     collin_tol
         Relative tolerance of the collinearity check (see
         :mod:`estimation.engine.collinear`).
     fixef_tol, fixef_maxiter
-        Convergence tolerance (absolute plus relative change per sweep) and
-        sweep cap of the alternating-projections demeaner.
+        Convergence tolerance (absolute plus relative change of a row per
+        sweep / iteration) and iteration cap of the iterative demeaners
+        (alternating projections, conjugate gradient); at the cap
+        :class:`.DemeanNotConverged` is raised.
     demean_method
         ``"auto"`` or force one of ``"center"``, ``"oneway"``, ``"balanced"``,
-        ``"within_dummies"``, ``"alternating"`` (the closed form is refused on
-        unbalanced data).
+        ``"within_dummies"``, ``"alternating"``, ``"cg"`` (the closed form is
+        refused on unbalanced data; ``"alternating"`` and ``"cg"`` take two or
+        more fixed effects, ``"cg"`` is ``auto``'s choice for three or more).
     max_dummies
         ``auto`` uses ``within_dummies`` on unbalanced two-way panels when the
         smaller fixed effect has at most ``max_dummies + 1`` levels.
@@ -248,8 +253,6 @@ def feols(
 def _check_arguments(y, x, fe, vcov, fixef_rm) -> tuple[Formula, VcovSpec]:
     """The formula and the variance specification, validated before any data is read."""
     spec_f = _resolve_spec(y, x, fe)
-    if len(spec_f.fe) > 2:
-        raise NotImplementedError("at most two fixed effects are supported")
     if INTERCEPT in spec_f.x:
         raise ValueError(f"a regressor may not be called {INTERCEPT!r}")
     if len(set(spec_f.fe)) != len(spec_f.fe):
