@@ -195,3 +195,17 @@ def test_methods_that_need_two_fixed_effects_are_refused(con):
     con.register("panel", multi_fe_panel(10))
     with pytest.raises(ValueError, match="does not apply to 3 fixed effect"):
         feols(con, "panel", FML3, demean_method="within_dummies")
+
+
+@pytest.mark.parametrize("weights", [None, "w"])
+def test_two_fe_whose_pairs_repeat_equal_pyfixest(con, weights):
+    """unit + sector where a unit meets the same sector in several rows: the demeaned dummies of the
+    smaller FE must use the counts of each (unit, sector) pair, not only which sectors a unit has
+    (the unweighted shortcut is exact only when every pair is one row, as unit x year)."""
+    df = multi_fe_panel(9, drop=0.25)
+    assert df.groupby(["unit", "sector"]).size().max() > 1
+    con.register("panel", df)
+    fml = "y ~ x1 + x2 | unit + sector"
+    res = feols(con, "panel", fml, vcov={"CRV1": "unit"}, weights=weights)
+    ref = pf_fit(fml, df, {"CRV1": "unit"}, **({"weights": weights} if weights else {}))
+    assert_matches(res, ref, has_fe=True)

@@ -255,7 +255,7 @@ def _within_dummies(con: duckdb.DuckDBPyConnection, scope: TempScope, table: str
     """Demean by the FE with more levels; add its partner's demeaned dummies."""
     small = dummy_fe if dummy_fe is not None else (0 if fe_levels[0] <= fe_levels[1] else 1)
     f_small, f_big = fe[small], fe[1 - small]
-    if lazy and weights is None and int(fe_levels[small]) <= 63:
+    if lazy and weights is None and int(fe_levels[small]) <= 63 and _pairs_unique(con, table, f_big, f_small):
         return _within_lazy(con, scope, table, columns, f_small, f_big, keep, stats, int(fe_levels[small]))
     # FE codes are internal integers 1..L (see sample.py), not data: safe as literals
     dummies = [f"__d{j}" for j in range(2, int(fe_levels[small]) + 1)]
@@ -288,6 +288,16 @@ def _within_dummies(con: duckdb.DuckDBPyConnection, scope: TempScope, table: str
     return Demeaned(out, columns, "within_dummies", 1, 0.0, dummies, ref_ss)
 
 
+def _pairs_unique(con: duckdb.DuckDBPyConnection, table: str, f_big: str, f_small: str) -> bool:
+    """Does each (f_big, f_small) pair occur in one row at most? The lazy path stores only which
+    f_small levels a f_big group holds, so it is exact only then (e.g. unit x year, not unit x
+    sector with a unit in one sector for several years)."""
+    (repeated,) = con.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM {table} GROUP BY {f_big}, {f_small} HAVING count(*) > 1 LIMIT 1)"
+    ).fetchall()[0]
+    return repeated == 0
+
+
 def _within_lazy(con: duckdb.DuckDBPyConnection, scope: TempScope, table: str, columns: list[str],
                  f_small: str, f_big: str, keep: Sequence[str], stats: ColumnStats, levels: int) -> Demeaned:
     """Unweighted within_dummies without the dummy columns.
@@ -295,7 +305,8 @@ def _within_lazy(con: duckdb.DuckDBPyConnection, scope: TempScope, table: str, c
     Demean ``columns`` within ``f_big`` (GROUP BY + hash join) and store per
     row the bit set of the ``f_small`` levels present in its ``f_big`` group.
     The demeaned dummy of level s in a row of group i with level set S_i
-    (n_i = |S_i|) is 1{f_small = s} - 1{s in S_i} / n_i.
+    (n_i = |S_i|) is 1{f_small = s} - 1{s in S_i} / n_i, which holds only when every
+    (f_big, f_small) pair is one row (:func:`_pairs_unique`; the caller checks).
     """
     keep_sql = "".join(f"z.{c}, " for c in keep)
     cen = ", ".join(f"({c} - ?) AS {c}" for c in columns)
