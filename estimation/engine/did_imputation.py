@@ -126,6 +126,30 @@ def aggregates_dict(estimates: pd.DataFrame) -> dict:
     return out
 
 
+class AggregatedEstimates:
+    """Look-ups on an ``estimates`` frame (aggregation, key, coef, se, n_obs) and ``alpha``,
+    shared by the imputation / did2s and Sun-Abraham results."""
+
+    estimates: pd.DataFrame
+    alpha: float
+
+    def coef(self, aggregate: str, key=None) -> float:
+        return float(self._row(aggregate, key)["coef"])
+
+    def se(self, aggregate: str, key=None) -> float:
+        return float(self._row(aggregate, key)["se"])
+
+    def _row(self, aggregate, key):
+        e = self.estimates
+        sel = (e["aggregation"] == aggregate) & (e["key"].isna() if key is None else e["key"] == key)
+        if not sel.any():
+            raise KeyError(f"no estimate {aggregate!r} {key!r}")
+        return e[sel].iloc[0]
+
+    def tidy(self) -> pd.DataFrame:
+        return normal_tidy(self.estimates, self.alpha)
+
+
 def normal_tidy(estimates: pd.DataFrame, alpha: float) -> pd.DataFrame:
     """Add z statistics, two-sided normal p-values and 1 - alpha intervals (large-G inference)."""
     out = estimates.copy()
@@ -139,7 +163,7 @@ def normal_tidy(estimates: pd.DataFrame, alpha: float) -> pd.DataFrame:
 
 
 @dataclass
-class ImputationResult:
+class ImputationResult(AggregatedEstimates):
     """Estimates of :func:`did_imputation` or :func:`did2s`.
 
     ``estimates``: one row per estimand - columns ``aggregation`` (simple / dynamic / group /
@@ -166,22 +190,6 @@ class ImputationResult:
     leave_out: bool = False
     n_singleton_groups: int = 0
     alpha: float = 0.05
-
-    def coef(self, aggregate: str, key=None) -> float:
-        return float(self._row(aggregate, key)["coef"])
-
-    def se(self, aggregate: str, key=None) -> float:
-        return float(self._row(aggregate, key)["se"])
-
-    def _row(self, aggregate, key):
-        e = self.estimates
-        sel = (e["aggregation"] == aggregate) & (e["key"].isna() if key is None else e["key"] == key)
-        if not sel.any():
-            raise KeyError(f"no estimate {aggregate!r} {key!r}")
-        return e[sel].iloc[0]
-
-    def tidy(self) -> pd.DataFrame:
-        return normal_tidy(self.estimates, self.alpha)
 
     def to_dict(self) -> dict:
         return {

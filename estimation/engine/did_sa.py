@@ -50,10 +50,10 @@ import numpy as np
 import pandas as pd
 
 from .did_imputation import (
+    AggregatedEstimates,
     aggregates_dict,
     check_did_names,
     check_staggered_columns,
-    normal_tidy,
 )
 from .model import feols
 from .result import FeolsResult
@@ -70,7 +70,7 @@ def sa_term(cohort: int, event_time: int) -> str:
 
 
 @dataclass
-class SunAbrahamResult:
+class SunAbrahamResult(AggregatedEstimates):
     """Cohort x event-time coefficients (``cells``) and their interaction-weighted aggregates.
 
     ``cells``: cohort, event_time, term, coef, se, n_obs.  ``estimates``: aggregation (simple /
@@ -91,22 +91,6 @@ class SunAbrahamResult:
     dropped: list[str] = field(default_factory=list)
     alpha: float = 0.05
     method: str = "sun_abraham"
-
-    def coef(self, aggregation: str, key=None) -> float:
-        return float(self._row(aggregation, key)["coef"])
-
-    def se(self, aggregation: str, key=None) -> float:
-        return float(self._row(aggregation, key)["se"])
-
-    def _row(self, aggregation, key):
-        e = self.estimates
-        sel = (e["aggregation"] == aggregation) & (e["key"].isna() if key is None else e["key"] == key)
-        if not sel.any():
-            raise KeyError(f"no estimate {aggregation!r} {key!r}")
-        return e[sel].iloc[0]
-
-    def tidy(self) -> pd.DataFrame:
-        return normal_tidy(self.estimates, self.alpha)
 
     def to_dict(self) -> dict:
         return {
