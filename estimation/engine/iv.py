@@ -37,12 +37,12 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 import pandas as pd
-from scipy import linalg, stats
+from scipy import linalg
 
 from .collinear import find_collinear
 from .demean import demean
 from .formula import Formula, _split_top, parse_formula
-from .inference import t_inference, wald_test
+from .inference import chi2_sf, t_inference, wald_test
 from .model import INTERCEPT, _estimation_sample
 from .moments import cross_products, residual_moments, score_meat
 from .result import FeolsResult
@@ -337,7 +337,7 @@ def _identification(con, table, sample, gram, ix, idd, iz, cols_x, cols_d, cols_
     big_l = n_exog + l1 + (0 if has_fe else 1)
     out = {
         "anderson_lm": {"statistic": n * eigen, "df": l1 - k1 + 1,
-                        "p": float(stats.chi2.sf(n * eigen, l1 - k1 + 1))},
+                        "p": float(chi2_sf(n * eigen, l1 - k1 + 1))},
         "cragg_donald_f": eigen / (1 - eigen) * (n - big_l - sdofminus) / l1,
         "stock_yogo_10pct": STOCK_YOGO_10PCT_SIZE.get(l1) if k1 == 1 else None,
         "sdofminus": sdofminus,
@@ -382,7 +382,7 @@ def _identification(con, table, sample, gram, ix, idd, iz, cols_x, cols_d, cols_
     else:
         wald_f = wald / n * (n - big_l - sdofminus) / l1
     out.update({
-        "kp_rk_lm": {"statistic": lm, "df": df_lm, "p": float(stats.chi2.sf(lm, df_lm))},
+        "kp_rk_lm": {"statistic": lm, "df": df_lm, "p": float(chi2_sf(lm, df_lm))},
         "kp_rk_wald_chi2": wald,
         "kp_rk_wald_f": wald_f,
     })
@@ -398,7 +398,7 @@ def _overidentification(con, table, sample, gram, iw, iq, cols_w, cols_q, beta, 
     qq = gram[np.ix_(iq, iq)]
     if kind == "iid":
         sargan = float(n * qu @ linalg.solve(qq, qu, assume_a="pos") / ssr)
-        return {"sargan": {"statistic": sargan, "df": overid, "p": float(stats.chi2.sf(sargan, overid))}}
+        return {"sargan": {"statistic": sargan, "df": overid, "p": float(chi2_sf(sargan, overid))}}
     if kind == "cluster" and sample.n_clusters <= len(iq):
         return {"overid_note": f"Hansen J needs more clusters ({sample.n_clusters}) than instruments ({len(iq)})"}
     # Hansen J: the two-step efficient GMM criterion, S from the 2SLS residuals
@@ -411,4 +411,4 @@ def _overidentification(con, table, sample, gram, iw, iq, cols_w, cols_q, beta, 
     b_gmm = linalg.solve(qw.T @ s_inv @ qw, qw.T @ s_inv @ qy)
     qu_gmm = qy - qw @ b_gmm
     j = float(qu_gmm @ s_inv @ qu_gmm)
-    return {"hansen_j": {"statistic": j, "df": overid, "p": float(stats.chi2.sf(j, overid))}}
+    return {"hansen_j": {"statistic": j, "df": overid, "p": float(chi2_sf(j, overid))}}
