@@ -62,7 +62,7 @@ HONEST_MBAR = (0.0, 0.25, 0.5, 1.0, 2.0)
 HONEST_SD_MULTIPLES = (0.0, 0.125, 0.25, 0.5, 1.0, 2.0)
 DISTANCE_BANDS_KM = (0, 50, 100, 150, 200, 300)
 SPILLOVER_KM = 150
-ESTIMATORS = ("twfe", "cs_never", "cs_notyet", "sa", "bjs", "did2s")
+Z95 = 1.959963984540054  # normal 97.5% quantile: the aggregates' CIs are normal-based
 LABELS = {
     "twfe": "Two-way FE DID",
     "cs_never": "Callaway-Sant'Anna (never-treated controls)",
@@ -131,7 +131,7 @@ class ModernDID:
     def simple(self) -> pd.DataFrame:
         """One row per estimator: its overall ATT with SE and 95% CI (normal)."""
         s = self.estimates[self.estimates["aggregate"] == "simple"].copy()
-        s["ci_low"], s["ci_high"] = s["coef"] - 1.959963984540054 * s["se"], s["coef"] + 1.959963984540054 * s["se"]
+        s["ci_low"], s["ci_high"] = s["coef"] - Z95 * s["se"], s["coef"] + Z95 * s["se"]
         return s.reset_index(drop=True)
 
     def dynamic(self) -> pd.DataFrame:
@@ -208,8 +208,6 @@ def _flatten(name: str, aggregates: dict) -> list[dict]:
         if agg is None:
             continue
         out.append({"estimator": name, "aggregate": kind, "key": None, "coef": agg.get("coef"), "se": agg.get("se")})
-        if kind == "simple":
-            out[-1]["aggregate"] = "simple"
         key = {"dynamic": "event_time", "group": "group", "calendar": "time"}.get(kind)
         for row in agg.get("rows", []) if key else []:
             k = row.get(key, row.get("cohort") if kind == "group" else None)  # SA/BJS name group rows "cohort"
@@ -328,9 +326,8 @@ def _estimate_row(run_id, model_id, spec, term, coef, se, nobs, n_clusters, vcov
     se = None if se is None or not np.isfinite(se) else float(se)
     t = coef / se if se else None
     p = float(2 * stats.norm.sf(abs(t))) if t is not None else None
-    z = 1.959963984540054
-    return (run_id, model_id, spec, term, float(coef), se, t, p, coef - z * se if se else None,
-            coef + z * se if se else None, nobs, None, None, n_clusters, vcov, vintage, synthetic)
+    return (run_id, model_id, spec, term, float(coef), se, t, p, coef - Z95 * se if se else None,
+            coef + Z95 * se if se else None, nobs, None, None, n_clusters, vcov, vintage, synthetic)
 
 
 def persist_modern_did(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str, synthetic: bool,
@@ -386,7 +383,6 @@ def persist_modern_did(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str
 
 # ------------------------------------------------------------------ words for the report
 
-Z95 = 1.959963984540054
 
 
 def _covers(coef: float, se: float, value: float) -> str:

@@ -217,7 +217,7 @@ def _identical_to_an_earlier(wide: pd.DataFrame) -> list[tuple]:
     seen, dropped = set(), []
     values = wide.to_numpy(dtype=float)
     for j, spec in enumerate(wide.columns):
-        column = np.where(np.isnan(values[:, j]), np.nan, values[:, j] + 0.0)  # one NaN, no -0.0
+        column = values[:, j] + 0.0  # -0.0 becomes 0.0; NaN stays NaN
         key = np.nan_to_num(column, nan=np.inf).tobytes() + np.isnan(column).tobytes()
         if key in seen:
             dropped.append(tuple(spec))

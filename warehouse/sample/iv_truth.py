@@ -41,8 +41,8 @@ def instrument(phones1984: np.ndarray, years: np.ndarray) -> np.ndarray:
     return phones1984[:, None] * previous[None, :]
 
 
-def _two_way_within(M: np.ndarray) -> np.ndarray:
-    """Remove city and year means of a balanced (city, year, k) array: exact in one step."""
+def two_way_within(M: np.ndarray) -> np.ndarray:
+    """Remove city and year means of a balanced (city, year[, k]) array: exact in one step."""
     return M - M.mean(axis=1, keepdims=True) - M.mean(axis=0, keepdims=True) + M.mean(axis=(0, 1), keepdims=True)
 
 
@@ -51,8 +51,8 @@ def decompose(z: np.ndarray, d: np.ndarray, y_factual: np.ndarray, y_counterfact
     """The 2SLS coefficient's two parts on a balanced (city, year) panel; None when the panel
     cannot identify it (a single year, or no post-adoption year, leaves Σ ž·d = 0)."""
     n, T = z.shape
-    zw = _two_way_within(z[..., None]).reshape(n * T)
-    xw = _two_way_within(controls).reshape(n * T, -1)
+    zw = two_way_within(z[..., None]).reshape(n * T)
+    xw = two_way_within(controls).reshape(n * T, -1)
     # lstsq (SVD) rather than normal equations: the controls are badly scaled.
     z_res = zw - xw @ np.linalg.lstsq(xw, zw, rcond=None)[0]
     denominator = float(z_res @ d.reshape(-1))

@@ -27,10 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _two_way_within(M: np.ndarray) -> np.ndarray:
-    """Balanced panel (unit x time): M minus unit means minus time means plus the grand mean."""
-    return M - M.mean(axis=1, keepdims=True) - M.mean(axis=0, keepdims=True) + M.mean()
+from warehouse.sample.iv_truth import two_way_within
 
 
 def build(diff: np.ndarray, y_counterfactual: np.ndarray, adoption: np.ndarray, treated: np.ndarray,
@@ -59,7 +56,7 @@ def build(diff: np.ndarray, y_counterfactual: np.ndarray, adoption: np.ndarray, 
             calendar_rows.append({"time": t, "att": sum(n_g[g] * att[g, t] for g in obs) / w})
 
     D = (treated[:, None] & (years[None, :] >= adoption[:, None])).astype(float)
-    Dt = _two_way_within(D)
+    Dt = two_way_within(D)
     denom = float((Dt * D).sum())
     w = Dt / denom
     effect_part = float((w * diff).sum())
