@@ -173,22 +173,36 @@ def feols(
                     fixef_tol=fixef_tol, fixef_maxiter=fixef_maxiter, alpha=alpha)
     t0 = time.perf_counter()
     spec_f, spec_v = _check_arguments(y, x, fe, vcov, fixef_rm)
+    clusters = list(spec_v.clusters) if spec_v.kind == "CRV1" else []
+    with temp_scope(con) as scope:
+        sample, stats = _estimation_sample(con, scope, relation, spec_f, clusters, weights, fixef_rm)
+        return fit_sample(con, scope, sample, stats, spec_f, spec_v, ssc=ssc, weights=weights,
+                          collin_tol=collin_tol, fixef_tol=fixef_tol, fixef_maxiter=fixef_maxiter,
+                          demean_method=demean_method, max_dummies=max_dummies, alpha=alpha, t0=t0)
+
+
+def fit_sample(con, scope, sample, stats, spec_f: Formula, spec_v: VcovSpec, *, ssc: SSC | None = None,
+               weights: str | None = None, collin_tol: float = 1e-10, fixef_tol: float = 1e-13,
+               fixef_maxiter: int = 10_000, demean_method: str = "auto", max_dummies: int = MAX_DUMMIES,
+               alpha: float = 0.05, t0: float | None = None) -> FeolsResult:
+    """:func:`feols` on an estimation sample already built by :func:`_estimation_sample` in ``scope``.
+
+    Lets a caller that needs the sample itself too (the placebo batch) build it once.
+    """
+    t0 = time.perf_counter() if t0 is None else t0
     ssc = ssc or SSC()
     clusters = list(spec_v.clusters) if spec_v.kind == "CRV1" else []
     kind = {"iid": "iid", "hetero": "hetero", "CRV1": "cluster"}[spec_v.kind]
-
-    with temp_scope(con) as scope:
-        sample, stats = _estimation_sample(con, scope, relation, spec_f, clusters, weights, fixef_rm)
-        dm = demean(con, scope, sample.table, sample.columns, sample.fe, sample.keys, stats,
-                    weights=sample.weights, method=demean_method, balanced_grid=sample.balanced_grid,
-                    tol=fixef_tol, maxiter=fixef_maxiter, fe_levels=sample.fe_levels,
-                    max_dummies=max_dummies, lazy_dummies=True)
-        design = _design(con, dm, sample, stats, spec_f)
-        fit = _solve(design, collin_tol)
-        scored = _scores(con, scope, dm, design, fit)
-        rm = residual_moments(con, scored.relation, sample.y, scored.x, scored.beta, kind,
-                              weights=sample.weights, cluster=sample.clusters if kind == "cluster" else None,
-                              scores=scored.scores, score_params=scored.score_params)
+    dm = demean(con, scope, sample.table, sample.columns, sample.fe, sample.keys, stats,
+                weights=sample.weights, method=demean_method, balanced_grid=sample.balanced_grid,
+                tol=fixef_tol, maxiter=fixef_maxiter, fe_levels=sample.fe_levels,
+                max_dummies=max_dummies, lazy_dummies=True)
+    design = _design(con, dm, sample, stats, spec_f)
+    fit = _solve(design, collin_tol)
+    scored = _scores(con, scope, dm, design, fit)
+    rm = residual_moments(con, scored.relation, sample.y, scored.x, scored.beta, kind,
+                          weights=sample.weights, cluster=sample.clusters if kind == "cluster" else None,
+                          scores=scored.scores, score_params=scored.score_params)
 
     k, n = len(fit.keep_x), sample.nobs
     vr = compute_vcov(spec_v, ssc, scored.bread, rm.ssr, rm.meat, n, k, sample.fe_levels,
@@ -262,14 +276,18 @@ def _check_arguments(y, x, fe, vcov, fixef_rm) -> tuple[Formula, VcovSpec]:
     return spec_f, parse_vcov(vcov)
 
 
-def _estimation_sample(con, scope, relation, spec_f: Formula, clusters, weights, fixef_rm):
-    """Expand the terms, build the listwise-complete singleton-free sample, and its moments."""
-    source = resolve_relation(relation, scope)
+def _estimation_sample(con, scope, relation, spec_f: Formula, clusters, weights, fixef_rm, carry=None,
+                       source: str | None = None):
+    """Expand the terms, build the listwise-complete singleton-free sample, and its moments.
+
+    ``carry``: raw columns kept under internal names (see :func:`build_sample`); ``source``: the
+    relation already resolved in ``scope``."""
+    source = source or resolve_relation(relation, scope)
     needed = [spec_f.y, *spec_f.x, *(c for t in spec_f.factors for c in t.columns),
               *spec_f.fe, *clusters] + ([weights] if weights else [])
     terms = design_columns(con, source, spec_f.rhs, complete_sql(needed))
     sample = build_sample(con, scope, source, spec_f.y, terms, list(spec_f.fe), clusters or None, weights,
-                          drop_singletons=(fixef_rm == "singleton"))
+                          drop_singletons=(fixef_rm == "singleton"), carry=carry)
     sample.term_names = [t.name for t in terms]
     return sample, column_stats(con, sample.table, sample.columns, sample.weights)
 

@@ -61,15 +61,12 @@ from .adoption import check_absorbing
 from .assign import draw_assignments
 from .collinear import find_collinear
 from .demean import column_stats, demean
-from .formula import parse_formula
 from .inference import t_inference
-from .model import feols
+from .model import _check_arguments, _estimation_sample, fit_sample
 from .moments import cross_products
 from .result import FeolsResult
-from .sample import build_sample, complete_sql
 from .sqlutil import quote_ident, resolve_relation, temp_scope
-from .terms import design_columns
-from .vcov import SSC, parse_vcov, small_sample_correction
+from .vcov import SSC, small_sample_correction
 
 
 @dataclass
@@ -158,11 +155,11 @@ def _same_cohorts(A: np.ndarray) -> bool:
     return bool(np.all(srt == srt[0]))
 
 
-def _unit_table(con, sample, unit_fe: str, strata_col: str | None, source: str, unit: str):
+def _unit_table(con, sample, d_col: str, unit_fe: str, strata_col: str | None, source: str, unit: str):
     """One row per unit code: raw id, observed adoption date, (stratum)."""
     frame = con.execute(
         f"SELECT {unit_fe} AS u, any_value(__uraw) AS unit, "
-        f"min(__t) FILTER (WHERE {sample.x[-1]} = 1) AS adopt "
+        f"min(__t) FILTER (WHERE {d_col} = 1) AS adopt "
         f"FROM {sample.table} GROUP BY 1 ORDER BY 1"
     ).df()
     if strata_col is not None:
@@ -307,22 +304,28 @@ def run_placebo(
     periods): they go through the same batch (see the module doc).
     """
     t0 = _time.perf_counter()
-    fml = parse_formula(formula)
-    controls = _check_spec(fml, treatment, unit, time)
     vcov = vcov if vcov is not None else {"CRV1": unit}
-    spec_v = parse_vcov(vcov)
+    fml, spec_v = _check_arguments(formula, None, None, vcov, "singleton")
+    _check_spec(fml, treatment, unit, time)
     if spec_v.kind == "hetero" or len(spec_v.clusters) > 1:
         raise NotImplementedError("placebo batches support iid and one-way CRV1 errors")
     ssc = ssc or SSC()
-    real = feols(con, relation, formula, vcov=vcov, ssc=ssc, alpha=alpha, collin_tol=collin_tol)
-    if treatment not in real.coef.index:
-        raise ValueError(f"the treatment {treatment!r} is collinear with the fixed effects")
     given = assignments is not None
     if given:  # the options of the generator do not apply
         seed, strata, n_pseudo_treated, permute = None, None, None, "given"
     rng = np.random.default_rng(seed)
-    batch = _run_batch(con, relation, fml, controls, treatment, unit, time, spec_v, rng, draws, strata,
-                       n_pseudo_treated, permute, real.nobs, keep_assignments, collin_tol, assignments)
+    with temp_scope(con) as scope:
+        # one estimation sample for the real model and the batch: the real fit is the feols of
+        # this sample; the raw time and unit ride along for the adoption dates
+        source = resolve_relation(relation, scope)
+        sample, stats = _estimation_sample(con, scope, None, fml, list(spec_v.clusters), None, "singleton",
+                                           carry={"__t": time, "__uraw": unit}, source=source)
+        real = fit_sample(con, scope, sample, stats, fml, spec_v, ssc=ssc, collin_tol=collin_tol, alpha=alpha)
+        if treatment not in real.coef.index:
+            raise ValueError(f"the treatment {treatment!r} is collinear with the fixed effects")
+        check_absorbing(con, source, unit, time, treatment)
+        batch = _run_batch(con, scope, source, sample, fml, treatment, unit, spec_v, rng, draws, strata,
+                           n_pseudo_treated, permute, keep_assignments, collin_tol, assignments)
     frame, dft = _draw_inference(batch, spec_v, ssc, collin_tol, alpha)
     batch_real = frame.iloc[0].to_dict()
     frame = frame.iloc[1:].reset_index(drop=True)
@@ -356,52 +359,44 @@ def run_placebo(
     )
 
 
-def _run_batch(con, relation, fml, controls, treatment, unit, time, spec_v, rng, draws, strata,
-               n_pseudo_treated, permute, nobs_real, keep_assignments, collin_tol, given) -> _Batch:
-    """Sample, assignments, demeaning of y and the controls, and the one batched query."""
+def _run_batch(con, scope, source, sample, fml, treatment, unit, spec_v, rng, draws, strata,
+               n_pseudo_treated, permute, keep_assignments, collin_tol, given) -> _Batch:
+    """Assignments, demeaning of y and the controls, and the one batched query."""
     fe = list(fml.fe)
-    clusters = list(spec_v.clusters)
-    with temp_scope(con) as scope:
-        source = resolve_relation(relation, scope)
-        check_absorbing(con, source, unit, time, treatment)
-        needed = [fml.y, *fml.x, *(c for t in fml.factors for c in t.columns), *fe, *clusters]
-        terms = design_columns(con, source, tuple(controls), complete_sql(needed))
-        sample = build_sample(con, scope, source, fml.y, [*terms, treatment], fe, clusters or None,
-                              None, carry={"__t": time, "__uraw": unit})
-        if sample.nobs != nobs_real:  # pragma: no cover - same sample rules as feols
-            raise RuntimeError("placebo sample differs from the real model's sample")
-        unit_fe = sample.fe[fe.index(unit)]
-        cl = sample.cluster
-        _check_clusters_hold_units(con, sample, cl, unit_fe)
-        units = _unit_table(con, sample, unit_fe, strata, source, unit)
-        if given is None:
-            A = _assignment_matrix(units, rng, draws, strata, n_pseudo_treated, permute)
-            labels = np.arange(1, A.shape[0], dtype=np.int64)
-        else:
-            A, labels = _given_matrix(units, _given_frame(con, scope, given, unit), unit)
-        asg, asg_name = _register_assignments(con, scope, units, A)
-        # Balanced panel and the same cohort sizes in every draw (a permutation of
-        # adoption dates): D's period means are then draw-invariant, so y and the
-        # controls are demeaned two-way in closed form and the period effects of
-        # D enter as h_t (k' = k).  Otherwise: within-unit demeaning with the
-        # period FE as demeaned dummies among the controls (k' = k + T - 1).
-        invariant = len(fe) == 2 and sample.balanced_grid and _same_cohorts(A)
-        cols = [sample.y, *sample.x[:-1]]
-        st = column_stats(con, sample.table, cols)
-        keep = [*sample.fe, *([cl] if cl and cl not in sample.fe else []), "__t"]
-        if invariant:
-            dm = demean(con, scope, sample.table, cols, sample.fe, keep, st, method="balanced",
-                        balanced_grid=True)
-        elif len(fe) == 2:
-            dm = demean(con, scope, sample.table, cols, sample.fe, keep, st, method="within_dummies",
-                        fe_levels=sample.fe_levels, dummy_fe=1 - fe.index(unit))
-        else:
-            dm = demean(con, scope, sample.table, cols, sample.fe, keep, st, method="oneway")
-        z, gamma, Gam, ee, n_controls = _controls_projection(con, dm, st, sample, collin_tol)
-        sql = _batch_sql(z, unit_fe, cl, spec_v.kind == "iid", dm.table, asg_name, invariant)
-        params = [float(v) for v in gamma] + [float(v) for v in Gam.ravel()]
-        out = con.execute(sql, params).df()
-        assignments = _assignments_frame(units, asg, labels) if keep_assignments else None
+    d_col = sample.x[sample.term_names.index(treatment)]
+    controls = [c for c in sample.x if c != d_col]
+    unit_fe = sample.fe[fe.index(unit)]
+    cl = sample.cluster
+    _check_clusters_hold_units(con, sample, cl, unit_fe)
+    units = _unit_table(con, sample, d_col, unit_fe, strata, source, unit)
+    if given is None:
+        A = _assignment_matrix(units, rng, draws, strata, n_pseudo_treated, permute)
+        labels = np.arange(1, A.shape[0], dtype=np.int64)
+    else:
+        A, labels = _given_matrix(units, _given_frame(con, scope, given, unit), unit)
+    asg, asg_name = _register_assignments(con, scope, units, A)
+    # Balanced panel and the same cohort sizes in every draw (a permutation of
+    # adoption dates): D's period means are then draw-invariant, so y and the
+    # controls are demeaned two-way in closed form and the period effects of
+    # D enter as h_t (k' = k).  Otherwise: within-unit demeaning with the
+    # period FE as demeaned dummies among the controls (k' = k + T - 1).
+    invariant = len(fe) == 2 and sample.balanced_grid and _same_cohorts(A)
+    cols = [sample.y, *controls]
+    st = column_stats(con, sample.table, cols)
+    keep = [*sample.fe, *([cl] if cl and cl not in sample.fe else []), "__t"]
+    if invariant:
+        dm = demean(con, scope, sample.table, cols, sample.fe, keep, st, method="balanced",
+                    balanced_grid=True)
+    elif len(fe) == 2:
+        dm = demean(con, scope, sample.table, cols, sample.fe, keep, st, method="within_dummies",
+                    fe_levels=sample.fe_levels, dummy_fe=1 - fe.index(unit))
+    else:
+        dm = demean(con, scope, sample.table, cols, sample.fe, keep, st, method="oneway")
+    z, gamma, Gam, ee, n_controls = _controls_projection(con, dm, st, sample, controls, collin_tol)
+    sql = _batch_sql(z, unit_fe, cl, spec_v.kind == "iid", dm.table, asg_name, invariant)
+    params = [float(v) for v in gamma] + [float(v) for v in Gam.ravel()]
+    out = con.execute(sql, params).df()
+    assignments = _assignments_frame(units, asg, labels) if keep_assignments else None
     return _Batch(out, ee, 1 + n_controls, sample, "balanced_invariant" if invariant else dm.method, assignments,
                   labels, units["unit"].to_numpy(), _staggered_draws(A[1:]))
 
@@ -594,9 +589,9 @@ def _check_each_unit_once(sample_units, frame, raw_unit, labels, d_idx, pos) -> 
                           draw=label, unit=u)
 
 
-def _controls_projection(con, dm, st, sample, collin_tol):
+def _controls_projection(con, dm, st, sample, controls, collin_tol):
     """Z~ (period dummies and kept controls), g = (Z'Z)^-1 Z'y, (Z'Z)^-1, e'e and #controls kept."""
-    z_all = dm.dummies + sample.x[:-1]
+    z_all = dm.dummies + controls
     ref = dm.dummy_ref_ss + st.raw_ss[1:]
     gram = cross_products(con, dm.table, [sample.y, *z_all])
     drop = find_collinear(gram[1:, 1:], ref, collin_tol)
