@@ -174,6 +174,7 @@ def demean(
     max_dummies: int = MAX_DUMMIES,
     dummy_fe: int | None = None,
     lazy_dummies: bool = False,
+    pairs_unique: bool | None = None,
 ) -> Demeaned:
     """Demean ``columns`` of ``table`` by the fixed effects ``fe``.
 
@@ -182,7 +183,8 @@ def demean(
     ``lazy_dummies`` (honoured when unweighted and the smaller FE has at most
     63 levels) the demeaned dummies are not materialised: the result carries
     the level bit set per row instead (see :class:`Demeaned` and
-    :func:`.moments.within_dummies_gram`).
+    :func:`.moments.within_dummies_gram`).  ``pairs_unique``: whether every pair of the two FE
+    codes is one row, when the caller knows it (the sample's cell count); else it is queried.
 
     ``keep`` are pass-through columns (ids, FE codes, cluster, weight); they
     must include ``fe`` and ``weights``.  Returns the name of a new temp table
@@ -237,7 +239,7 @@ def demean(
         if len(fe_levels) != 2:
             raise ValueError("within_dummies needs the level counts of both fixed effects")
         return _within_dummies(con, scope, table, columns, fe, keep, stats, weights, fe_levels, dummy_fe,
-                               lazy_dummies)
+                               lazy_dummies, pairs_unique)
 
     if method == "alternating":
         return _alternating(
@@ -251,11 +253,12 @@ def demean(
 def _within_dummies(con: duckdb.DuckDBPyConnection, scope: TempScope, table: str, columns: list[str],
                     fe: list[str], keep: Sequence[str], stats: ColumnStats, weights: str | None,
                     fe_levels: Sequence[int], dummy_fe: int | None = None,
-                    lazy: bool = False) -> Demeaned:
+                    lazy: bool = False, pairs_unique: bool | None = None) -> Demeaned:
     """Demean by the FE with more levels; add its partner's demeaned dummies."""
     small = dummy_fe if dummy_fe is not None else (0 if fe_levels[0] <= fe_levels[1] else 1)
     f_small, f_big = fe[small], fe[1 - small]
-    if lazy and weights is None and int(fe_levels[small]) <= 63 and _pairs_unique(con, table, f_big, f_small):
+    if lazy and weights is None and int(fe_levels[small]) <= 63 and (
+            pairs_unique if pairs_unique is not None else _pairs_unique(con, table, f_big, f_small)):
         return _within_lazy(con, scope, table, columns, f_small, f_big, keep, stats, int(fe_levels[small]))
     # FE codes are internal integers 1..L (see sample.py), not data: safe as literals
     dummies = [f"__d{j}" for j in range(2, int(fe_levels[small]) + 1)]
@@ -308,22 +311,28 @@ def _within_lazy(con: duckdb.DuckDBPyConnection, scope: TempScope, table: str, c
     (n_i = |S_i|) is 1{f_small = s} - 1{s in S_i} / n_i, which holds only when every
     (f_big, f_small) pair is one row (:func:`_pairs_unique`; the caller checks).
     """
+    # Only the group means are stored (one row per f_big group); the demeaned rows are a view
+    # that subtracts them on each read, so the panel is never held twice.  The centring by the
+    # column means (bound once into the means table) keeps the sums well scaled.
     keep_sql = "".join(f"z.{c}, " for c in keep)
-    cen = ", ".join(f"({c} - ?) AS {c}" for c in columns)
-    means = ", ".join(f"avg({c}) AS __m_{j}" for j, c in enumerate(columns))
-    sel = ", ".join(f"z.{c} - m.__m_{j} AS {c}" for j, c in enumerate(columns))
-    out = scope.table("dm")
+    cen = ", ".join(f"avg({c} - ?) AS __m_{j}" for j, c in enumerate(columns))
+    means = scope.table("means")
     con.execute(
         f"""
-        CREATE TEMP TABLE {out} AS
-        WITH z AS (SELECT {"".join(f"{c}, " for c in keep)}{cen} FROM {table}),
-             m AS (SELECT {f_big}, {means}, bit_or(CAST(1 AS BIGINT) << ({f_small} - 1)) AS __pat
-                   FROM z GROUP BY {f_big})
-        SELECT {keep_sql}{sel}, m.__pat FROM z JOIN m ON z.{f_big} = m.{f_big}
+        CREATE TEMP TABLE {means} AS
+        SELECT {f_big}, {cen}, bit_or(CAST(1 AS BIGINT) << ({f_small} - 1)) AS __pat
+        FROM {table} GROUP BY {f_big}
         """,
         list(stats.mean),
     )
-    counts = dict(con.execute(f"SELECT {f_small}, count(*) FROM {out} GROUP BY 1").fetchall())
+    out = scope.view("dm")
+    mean_sql = [f"'{float(v)!r}'::DOUBLE" for v in stats.mean]  # a view takes no parameters; repr round-trips
+    sel = ", ".join(f"(z.{c} - {mu}) - m.__m_{j} AS {c}" for j, (c, mu) in enumerate(zip(columns, mean_sql)))
+    con.execute(
+        f"CREATE TEMP VIEW {out} AS SELECT {keep_sql}{sel}, m.__pat "
+        f"FROM {table} AS z JOIN {means} AS m ON z.{f_big} = m.{f_big}"
+    )
+    counts = dict(con.execute(f"SELECT {f_small}, count(*) FROM {table} GROUP BY 1").fetchall())
     ref_ss = [float(counts.get(j, 0.0)) for j in range(2, levels + 1)]
     dummies = [f"__d{j}" for j in range(2, levels + 1)]
     return Demeaned(out, columns, "within_dummies", 1, 0.0, dummies, ref_ss,

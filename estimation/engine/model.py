@@ -196,7 +196,8 @@ def fit_sample(con, scope, sample, stats, spec_f: Formula, spec_v: VcovSpec, *, 
     dm = demean(con, scope, sample.table, sample.columns, sample.fe, sample.keys, stats,
                 weights=sample.weights, method=demean_method, balanced_grid=sample.balanced_grid,
                 tol=fixef_tol, maxiter=fixef_maxiter, fe_levels=sample.fe_levels,
-                max_dummies=max_dummies, lazy_dummies=True)
+                max_dummies=max_dummies, lazy_dummies=True,
+                pairs_unique=None if sample.n_cells is None else sample.n_cells == sample.nobs)
     design = _design(con, dm, sample, stats, spec_f)
     fit = _solve(design, collin_tol)
     scored = _scores(con, scope, dm, design, fit)

@@ -42,6 +42,7 @@ class Sample:
     fe_levels: list[int] = field(default_factory=list)
     cluster_sizes: list[int] = field(default_factory=list)  # G per cluster variable
     balanced_grid: bool = False
+    n_cells: int | None = None  # distinct (fe1, fe2) pairs, two-way only
     fe_nested_in_cluster: list[bool] = field(default_factory=list)
     term_names: list[str] = field(default_factory=list)  # coefficient names of the x columns
 
@@ -226,10 +227,8 @@ def _sample_stats(con: duckdb.DuckDBPyConnection, s: Sample) -> None:
     s.cluster_sizes = [int(v) for v in row[pos : pos + len(s.clusters)]]
     pos += len(s.clusters)
     if len(s.fe) == 2:
-        n_cells = int(row[pos])
-        s.balanced_grid = (
-            n_cells == s.nobs and s.fe_levels[0] * s.fe_levels[1] == s.nobs
-        )
+        s.n_cells = int(row[pos])
+        s.balanced_grid = s.n_cells == s.nobs and s.fe_levels[0] * s.fe_levels[1] == s.nobs
     # a FE counts as nested when it is nested in any cluster variable (pyfixest's
     # count_fixef_fully_nested_all; nested in the intersection implies nested in one)
     s.fe_nested_in_cluster = []

@@ -42,6 +42,7 @@ class TempScope:
         self.con = con
         self.tag = f"{prefix}_{uuid.uuid4().hex[:12]}"
         self._tables: list[str] = []
+        self._views: list[str] = []
         self._registered: list[str] = []
         self._n = 0
 
@@ -53,6 +54,12 @@ class TempScope:
         """Reserve a temp table name that will be dropped on exit."""
         n = self.name(stage)
         self._tables.append(n)
+        return n
+
+    def view(self, stage: str) -> str:
+        """Reserve a temp view name that will be dropped on exit (before the tables it reads)."""
+        n = self.name(stage)
+        self._views.append(n)
         return n
 
     def drop(self, table: str) -> None:
@@ -68,6 +75,11 @@ class TempScope:
         return n
 
     def close(self) -> None:
+        for v in reversed(self._views):
+            try:
+                self.con.execute(f"DROP VIEW IF EXISTS {v}")
+            except duckdb.Error:  # pragma: no cover - best effort cleanup
+                pass
         for t in reversed(self._tables):
             try:
                 self.con.execute(f"DROP TABLE IF EXISTS {t}")
@@ -79,6 +91,7 @@ class TempScope:
             except duckdb.Error:  # pragma: no cover
                 pass
         self._tables.clear()
+        self._views.clear()
         self._registered.clear()
 
 
