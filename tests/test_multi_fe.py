@@ -209,3 +209,28 @@ def test_two_fe_whose_pairs_repeat_equal_pyfixest(con, weights):
     res = feols(con, "panel", fml, vcov={"CRV1": "unit"}, weights=weights)
     ref = pf_fit(fml, df, {"CRV1": "unit"}, **({"weights": weights} if weights else {}))
     assert_matches(res, ref, has_fe=True)
+
+
+# ------------------------------------------------------------ 2SLS with three and four FE
+@pytest.mark.parametrize("vcov", ["iid", "hetero", {"CRV1": "unit"}])
+@pytest.mark.parametrize("weights", [None, "w"])
+def test_iv_with_three_and_four_fixed_effects_matches_pyfixest(con, vcov, weights):
+    """feiv partials every FE out of y, x, d and z by conjugate gradient; 2SLS then as with two."""
+    from estimation.engine.iv import feiv
+
+    df = multi_fe_panel(6, drop=0.2)
+    rng = np.random.default_rng(6)
+    u = rng.normal(size=len(df))
+    df["z1"], df["z2"] = rng.normal(size=len(df)), rng.normal(size=len(df))
+    df["d"] = 0.7 * df["z1"] - 0.4 * df["z2"] + 0.3 * df["x1"] + u + 0.2 * df["sector"] % 3
+    df["y"] = df["y"] + 0.8 * df["d"] + 0.6 * u  # d is endogenous through u
+    con.register("panel", df)
+    for fe in ("unit + year + sector", "unit + year + sector + source"):
+        fml = f"y ~ x1 | {fe} | d ~ z1 + z2"
+        res = feiv(con, "panel", fml, vcov=vcov, weights=weights)
+        assert res.demean_method == "cg"
+        m = pf_fit(fml, df, vcov, **({"weights": weights} if weights else {}))
+        assert res.nobs == m._N
+        b_pf = m.coef().reindex(res.coef.index)
+        assert np.all(np.abs(res.coef - b_pf) <= COEF_TOL * np.maximum(1.0, np.abs(b_pf)))
+        np.testing.assert_allclose(res.se, m.se().reindex(res.se.index), rtol=SE_RTOL, atol=0)

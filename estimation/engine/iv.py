@@ -138,8 +138,6 @@ def feiv(
     """2SLS of ``formula`` (``y ~ x | fe | d ~ z``) on ``relation``; see the module docstring."""
     t0 = time.perf_counter()
     spec = parse_iv_formula(formula)
-    if len(spec.main.fe) > 2:
-        raise NotImplementedError("at most two fixed effects are supported")
     spec_v = parse_vcov(vcov)
     ssc = ssc or SSC()
     clusters = list(spec_v.clusters) if spec_v.kind == "CRV1" else []
