@@ -79,6 +79,7 @@ class Demeaned:
     dummy_fe: str | None = None
     pattern: str | None = None
     dummy_levels: int = 0
+    operator: str | None = None  # cg: "explicit" (sparse S in numpy) or "sql" (one pass an iteration)
 
 
 def column_stats(
@@ -434,4 +435,4 @@ def _conjugate_gradient(con: duckdb.DuckDBPyConnection, scope: TempScope, table:
     sol = solve_schur(con, scope, index, rhs, stats.scale, tol, maxiter)
     out = subtract_fitted(con, scope, index, table, fe, keep, columns, stats.mean, weights, sol.coef)
     scope.drop(index.cells)
-    return Demeaned(out, columns, "cg", sol.iterations, sol.max_change)
+    return Demeaned(out, columns, "cg", sol.iterations, sol.max_change, operator=sol.operator)

@@ -259,6 +259,7 @@ def fit_sample(con, scope, sample, stats, spec_f: Formula, spec_v: VcovSpec, *, 
             "n_source_rows": sample.n_source,
             "singleton_rounds": sample.singleton_rounds,
             "demean_max_change": dm.max_change,
+            "demean_operator": dm.operator,
         },
     )
 
