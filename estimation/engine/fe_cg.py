@@ -247,7 +247,7 @@ def schur_diagonal(con: duckdb.DuckDBPyConnection, index: FeIndex) -> np.ndarray
     return diag
 
 
-def remove_constant_directions(index: FeIndex, vectors: np.ndarray) -> np.ndarray:
+def remove_constant_directions(blocks: Sequence[np.ndarray], vectors: np.ndarray) -> np.ndarray:
     """Centre every kept FE's block of ``vectors`` over its used levels (in place).
 
     S 1_q = 0 for the all-ones vector 1_q of every kept FE q (the eliminated FE absorbs any
@@ -257,9 +257,10 @@ def remove_constant_directions(index: FeIndex, vectors: np.ndarray) -> np.ndarra
     projection the iteration drifted along 1_q and never met the stopping rule (measured:
     y and x2 of the 1M-row AKM panel, > 3,000 iterations, error 0.2-3.6; with it ~405
     iterations, error 1e-10).
+
+    ``blocks``: the rows of ``vectors`` that hold each kept FE's used levels.
     """
-    for q in index.kept:
-        used = index.used_slots(q)
+    for used in blocks:
         if len(used):
             vectors[used] -= vectors[used].mean(axis=0)
     return vectors
@@ -354,12 +355,11 @@ def schur_matrix(con: duckdb.DuckDBPyConnection, scope: TempScope, index: FeInde
     return sparse.csr_matrix((vals, (rows, cols)), shape=(index.size, index.size))
 
 
-def row_change_bound(index: FeIndex, directions: np.ndarray) -> np.ndarray:
+def row_change_bound(blocks: Sequence[np.ndarray], directions: np.ndarray) -> np.ndarray:
     """An upper bound of max_i |(M_e D_K P_j)_i| from the level vectors alone: a row's D_K p is a
     sum of one entry per kept FE, and its within-group mean is bounded by the same sum."""
     bound = np.zeros(directions.shape[1])
-    for q in index.kept:
-        used = index.used_slots(q)
+    for used in blocks:
         if len(used):
             bound += np.abs(directions[used]).max(axis=0)
     return 2.0 * bound
@@ -385,21 +385,32 @@ def solve_schur(con: duckdb.DuckDBPyConnection, scope: TempScope, index: FeIndex
     floor, and a step of rz / p'Sp would only add noise (measured: a 700-row 2-FE panel
     whose step grew to 5e18 and wiped out a column when iterating on).
     """
-    size, n_col = rhs.shape
+    n_col = rhs.shape[1]
     diag = schur_diagonal(con, index)
     explicit = schur_matrix(con, scope, index)
+    used = [index.used_slots(q) for q in index.kept]
+    if explicit is not None:
+        # iterate on the kept FE's used levels only (the eliminated FE's slots are most of them)
+        sel = np.concatenate(used)
+        explicit = explicit[sel][:, sel]
+        ends = np.cumsum([len(u) for u in used])
+        blocks = [np.arange(end - len(u), end) for u, end in zip(used, ends)]
+    else:
+        sel, blocks = np.arange(index.size), used
+    size = len(sel)
+    diag, rhs = diag[sel], rhs[sel]
     # zero on the eliminated FE's slots, unused slots and levels explained by e: never updated
     inv_diag = np.divide(1.0, diag, out=np.zeros(size), where=diag > 0)[:, None]
     scale = np.asarray(scale, dtype=float)
     bound = tol * (1.0 + scale)
     coef = np.zeros((size, n_col))
-    resid = remove_constant_directions(index, rhs.copy())
+    resid = remove_constant_directions(blocks, rhs.copy())
     p = inv_diag * resid
     rz = np.einsum("ij,ij->j", resid, p)
     active = rz > 0  # a column already orthogonal to every fixed effect needs no step
     change = np.zeros(n_col)
     rayleigh_max = np.zeros(n_col)
-    vectors = _Vectors(con, scope, size)
+    vectors = _Vectors(con, scope, size) if explicit is None else None
     it = 0
     while active.any():
         if it == maxiter:
@@ -412,10 +423,10 @@ def solve_schur(con: duckdb.DuckDBPyConnection, scope: TempScope, index: FeIndex
         cols = np.flatnonzero(active)
         pc = p[:, cols]
         if explicit is not None:
-            ap, max_row = explicit @ pc, row_change_bound(index, pc)
+            ap, max_row = explicit @ pc, row_change_bound(blocks, pc)
         else:
             ap, max_row = apply_schur(con, index, vectors, pc)
-        remove_constant_directions(index, ap)
+        remove_constant_directions(blocks, ap)
         pap = np.einsum("ij,ij->j", pc, ap)
         if not (np.all(np.isfinite(pap)) and np.all(np.isfinite(max_row))):
             raise DemeanNotConverged("conjugate-gradient demeaning produced NaN (a non-finite value in the data)")
@@ -432,7 +443,9 @@ def solve_schur(con: duckdb.DuckDBPyConnection, scope: TempScope, index: FeIndex
         p[:, cols] = z + beta * pc
         rz[cols] = rz_new
         active[cols[~step | (change[cols] <= bound[cols]) | (rz_new <= 0)]] = False
-    return CgSolution(coef, it, float(np.max(change / (1.0 + scale), initial=0.0)),
+    full = np.zeros((index.size, n_col))
+    full[sel] = coef
+    return CgSolution(full, it, float(np.max(change / (1.0 + scale), initial=0.0)),
                       "sql" if explicit is None else "explicit")
 
 
