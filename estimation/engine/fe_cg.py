@@ -80,7 +80,7 @@ diagonal preconditioner (this module)
 At 1M rows (100,000 workers, 10,000 firms) the Jacobi CG needed 1,214 iterations (235 s),
 this method 402 (67 s; coefficients within 2e-14 of pyfixest's ``within`` LSMR), one
 statement an iteration of about the same cost.  See also the methods note
-(``methods_multife.md``) and section 3 of ``tests/benchmarks/run.py``.
+(``methods_multife.md``) and the ``multi_fe`` benchmark section (``tests/benchmarks/multi_fe.py``).
 """
 
 from __future__ import annotations
