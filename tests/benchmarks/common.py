@@ -76,8 +76,7 @@ def gib(nbytes: float) -> str:
 def run_module(module: str, *argv: str, timeout: float | None = None) -> dict:
     """Run ``python -m tests.benchmarks.<module> ...`` and parse the JSON on its last line.
 
-    A fresh process per side: on Linux a child's ru_maxrss starts at the high-water mark of the
-    process it was forked from, so the parent stays small and each side reports its own peak.
+    A fresh process per side, which reports its own peak RSS (VmHWM, see ``sides.peak_rss``).
     """
     cmd = [sys.executable, "-m", f"tests.benchmarks.{module}", *argv]
     try:

@@ -148,8 +148,24 @@ def worker(side: str, path: str, case: str) -> dict:
     except Exception as exc:  # e.g. pyfixest's "Demeaning failed after N iterations": a figure, not a crash
         out = {"error": f"{type(exc).__name__}: {exc}"[:300]}
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
-    return {"side": side, "wall_s": wall, "peak_bytes": peak, **out}
+    return {"side": side, "wall_s": wall, "peak_bytes": peak_rss(), **out}
+
+
+def peak_rss() -> int:
+    """This process's peak resident set size in bytes.
+
+    VmHWM belongs to the process image: ru_maxrss would also carry the high-water mark of the
+    process this one was forked from (Linux keeps it across fork and exec), so a side started by a
+    driver that had grown to 0.5 GiB could never report less.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
 
 
 def main() -> None:
