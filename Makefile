@@ -41,7 +41,11 @@ browser:
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
-## cityres vs pyfixest side by side (placebo batch; 9M-row TWFE): minutes, ~8 GiB RAM; writes BENCHMARKS.md.
+## Every benchmark section (tests/benchmarks/run.py: placebo, staggered placebo, 9M-row TWFE, three FE, peers,
+## growth, ...): about an hour on 2 cores without firm_scale and refresh (placebo 2 min,
+## staggered placebo 5, peers 6-10, growth ~25 at its default sizes, 9M TWFE ~5, three FE ~17), peak ~8 GiB RAM
+## (pyfixest at 9-10M rows); stores
+## tests/benchmarks/results/*.json and writes BENCHMARKS.md. One section: python -m tests.benchmarks.run --only NAME.
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.run
 

@@ -91,8 +91,9 @@ diagonal preconditioner (this module)
 At 1M rows (100,000 workers, 10,000 firms) the Jacobi CG needed 1,214 iterations (235 s),
 this method 402 (67 s; coefficients within 2e-14 of pyfixest's ``within`` LSMR), one
 statement an iteration of about the same cost; with the explicit S (formed in one pass) 394
-iterations in 3.8 s, and the well-connected unit+year+sector panel 2.0 s against 4.0 s.  See also the methods note
-(``methods_multife.md``) and section 3 of ``tests/benchmarks/run.py``.
+iterations in 3.8 s, and the well-connected unit+year+sector panel 2.0 s against 4.0 s.  See also
+the methods note (``docs/methods.md`` § 33) and the ``multi_fe`` benchmark section
+(``tests/benchmarks/multi_fe.py``).
 """
 
 from __future__ import annotations
