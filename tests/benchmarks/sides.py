@@ -5,7 +5,7 @@
                                                      (wall time incl. reading the file, peak RSS,
                                                      coefficients, SEs and their convention)
 
-Sides: cityres (``ours``, ``ours-2gb``), pyfixest (default, numba MAP, within LSMR), linearmodels
+Sides: cityres (``ours``, ``ours-1gb``), pyfixest (default, numba MAP, within LSMR), linearmodels
 (``PanelOLS``, ``AbsorbingLS``), duckreg (``DuckMundlak``) and statsmodels OLS with dummies.
 Only the two-way case (unit + year) has the linearmodels, duckreg and statsmodels sides.
 """
@@ -25,7 +25,7 @@ CASES = {
     "fe3": ("y ~ x1 + x2 | unit + year + sector", "unit"),
     "akm": ("y ~ x1 + x2 | worker + firm + year", "worker"),
 }
-SIDES = ["ours", "ours-2gb", "pyfixest", "pyfixest-numba", "pyfixest-within", "linearmodels-panelols",
+SIDES = ["ours", "ours-1gb", "pyfixest", "pyfixest-numba", "pyfixest-within", "linearmodels-panelols",
          "linearmodels-absorbing", "duckreg-mundlak", "statsmodels-dummies"]
 TWFE_ONLY = {"linearmodels-panelols", "linearmodels-absorbing", "duckreg-mundlak", "statsmodels-dummies"}
 
@@ -48,8 +48,8 @@ def fit_ours(side: str, path: str, fml: str, cluster: str) -> dict:
     from estimation import feols
 
     con = duckdb.connect()
-    if side == "ours-2gb":  # DuckDB spills to its temp directory beyond this
-        con.execute("SET memory_limit = '2GB'")
+    if side == "ours-1gb":  # DuckDB spills to its temp directory beyond this
+        con.execute("SET memory_limit = '1GB'")
     literal = "'" + path.replace("'", "''") + "'"
     r = feols(con, f"read_parquet({literal})", fml, vcov={"CRV1": cluster})
     return {"coef": r.coef.tolist(), "se": r.se.tolist(), "nobs": int(r.nobs), "ssc_factor": float(r.ssc_factor),

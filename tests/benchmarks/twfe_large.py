@@ -1,8 +1,9 @@
-"""TWFE with CRV1 on a 9-million-row unbalanced panel (1M units x 10 periods, 10% of rows
+"""TWFE with CRV1 on a 10-million-row unbalanced panel (1.11M units x 10 periods, 10% of rows
 missing, 5 controls + a staggered DID), from a Parquet file.  Each side in its own subprocess;
 wall time includes reading the file (DuckDB reads the Parquet file itself, pyfixest needs
-pandas.read_parquet first); memory = the subprocess's peak RSS.  Goal: time and memory <= 0.5x
-pyfixest's."""
+pandas.read_parquet first); memory = the subprocess's peak RSS.  Goal: time and memory <= 0.25x
+pyfixest's; the same model with DuckDB's memory_limit at 1 GB must complete (larger-than-memory
+ready), its time reported."""
 
 from __future__ import annotations
 
@@ -12,16 +13,16 @@ from tests.benchmarks.common import compare_sides, gib, int_list, panel_file, ru
 from tests.benchmarks.sides import CASES
 
 NAME = "twfe_large"
-TITLE = "TWFE with CRV1 on a 9-million-row unbalanced panel"
-GOAL = 0.5
-SIDES = ["ours", "ours-2gb", "pyfixest"]
-LABELS = {"ours": "cityres `feols` (DuckDB defaults)", "ours-2gb": "cityres `feols`, DuckDB `SET memory_limit = '2GB'`",
+TITLE = "TWFE with CRV1 on a 10-million-row unbalanced panel"
+GOAL = 0.25
+SIDES = ["ours", "ours-1gb", "pyfixest"]
+LABELS = {"ours": "cityres `feols` (DuckDB defaults)", "ours-1gb": "cityres `feols`, DuckDB `SET memory_limit = '1GB'`",
           "pyfixest": "pyfixest `feols` (defaults)"}
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--twfe-large-rows", type=int_list, default=[10_000_000],
-                        help="panel rows before 10%% are deleted (10M: 1M units x 10 years)")
+    parser.add_argument("--twfe-large-rows", type=int_list, default=[11_111_120],
+                        help="panel rows before 10%% are deleted (11.1M: 1.11M units x 10 years, ~10M rows kept)")
     parser.add_argument("--twfe-large-repeats", type=int, default=3)
 
 
@@ -32,7 +33,7 @@ def run(workdir: Path, args) -> dict:
     peer = sides["pyfixest"]
     ratios = {}
     if peer.get("agrees"):
-        for s in ("ours", "ours-2gb"):
+        for s in ("ours", "ours-1gb"):
             ratios[s] = {"time": sides[s]["wall_s"] / peer["wall_s"], "memory": sides[s]["peak_bytes"] / peer["peak_bytes"]}
     return {**out, "rows": sides["ours"]["nobs"], "formula": CASES["twfe"][0], "goal": GOAL,
             "sides": sides, "ratios": ratios}
@@ -61,5 +62,6 @@ def lines(r: dict) -> list[str]:
     if not r["ratios"]:
         out.append("| **ratios** | not reported: pyfixest did not agree | | | | |")
     out += ["", ("DuckDB's default lets its buffer pool grow to 80% of RAM before spilling, so its peak RSS depends "
-                 "on the setting; with a 2 GB limit it spills temporary tables to disk instead.")]
+                 "on the setting; with a 1 GB limit it spills temporary tables to disk instead (the goal for that "
+                 "run is to complete; its time is reported beside the ratios).")]
     return out
