@@ -120,13 +120,32 @@ def ingest(ws: Workspace, vintage: str, retry_failed: bool = False):
 def dbt_build(ws: Workspace, vintage: str):
     from warehouse.dbt_runner import PARSE_STATE, run_dbt
     from warehouse.faults import crash_point
-    from warehouse.settings import load_dbt_vars
 
     crash_point("dbt")
     # dbt's unit tests check the models' SQL on fixed fixtures, not the delivered data: the test
     # suite runs them (tests/test_dbt_models.py); a refresh runs the models and the data tests.
     return run_dbt(["build", "--exclude-resource-type", "unit_test"], ws.candidate, ws.work / vintage,
-                   vars_={**load_dbt_vars(ws.home), "vintage": vintage}, parse_cache=ws.work / PARSE_STATE)
+                   vars_=_dbt_vars(ws, vintage), parse_cache=ws.work / PARSE_STATE)
+
+
+def _dbt_vars(ws: Workspace, vintage: str) -> dict:
+    from warehouse.settings import load_dbt_vars
+
+    return {**load_dbt_vars(ws.home), "vintage": vintage}
+
+
+def parse_dbt_ahead(ws: Workspace, vintage: str):
+    """A new home has no saved dbt parse: start it now, to run while the files are loaded."""
+    from warehouse.dbt_runner import PARSE_STATE, start_parse
+
+    return start_parse(ws.candidate, ws.work / f"{vintage}-parse", _dbt_vars(ws, vintage), ws.work / PARSE_STATE)
+
+
+def finish_dbt_parse(ws: Workspace, vintage: str, process) -> None:
+    from warehouse.dbt_runner import PARSE_STATE, finish_parse
+
+    finish_parse(process, ws.work / f"{vintage}-parse", ws.work / PARSE_STATE)
+    shutil.rmtree(ws.work / f"{vintage}-parse", ignore_errors=True)
 
 
 def validate(ws: Workspace, vintage: str, dbt_succeeded: bool):
@@ -302,6 +321,8 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
         summary.reasons.append("no new files in the landing folder")
         logger.info("refresh %s: unchanged (no new files in the landing folder)", vintage)
         return summary
+    real_dbt = steps.dbt_build in (dbt_build, dbt_build_task)
+    parsing = parse_dbt_ahead(ws, vintage) if real_dbt else None
     steps.prepare(ws)
     loaded = steps.ingest(ws, vintage, retry_failed)
     lap("ingest")
@@ -323,6 +344,7 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
             summary.reasons.append("no new files in the landing folder")
     else:
         _import_while_dbt_builds()
+        finish_dbt_parse(ws, vintage, parsing)
         dbt = steps.dbt_build(ws, vintage)
         lap("dbt build")
         summary.dbt_failures, summary.dbt_warnings = dbt.failures, dbt.warnings
