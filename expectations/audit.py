@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
 
 import duckdb
 
@@ -40,16 +39,14 @@ def rebuilt_models(dbt_target: Path) -> set[str]:
 
 
 def audit(database: Path, run_id: str, *, load_id: str | None, rebuilt: set[str] | None = None,
-          previous: Path | None = None, docs_dir: Path | None = None,
-          connect: Callable[[Path], duckdb.DuckDBPyConnection] = connect_read_only) -> ValidationOutcome:
+          previous: Path | None = None, docs_dir: Path | None = None) -> ValidationOutcome:
     """Validate `database` (opened read-only); `load_id` None = every load in force.
 
     `rebuilt`: models the load's dbt build rebuilt (None: all; after a failed build only those
-    are validated by the marts suite). `connect`: how the database is opened (nothing is written
-    through it either way)."""
+    are validated by the marts suite)."""
     outcome = ValidationOutcome()
     batches: list[Batch] = []
-    with connect(database) as con:
+    with connect_read_only(database) as con:
         try:
             batches += raw_batches(con, load_id)
         except duckdb.Error as exc:

@@ -31,7 +31,6 @@ class ValidationOutcome:
     results: list[CheckResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # e.g. a suite part skipped, and why
     docs_index: str | None = None  # GX Data Docs of this validation (index.html)
-    seconds: float = 0.0  # how long the audit took (it may overlap the studies: flows/refresh.py)
 
     @property
     def failed_critical(self) -> list[CheckResult]:

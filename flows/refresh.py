@@ -9,15 +9,10 @@ Orchestration only; each step's logic lives in warehouse/, expectations/ and est
 """
 from __future__ import annotations
 
-import contextvars
-import importlib
 import json
 import logging
-import os
 import shutil
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -120,32 +115,13 @@ def ingest(ws: Workspace, vintage: str, retry_failed: bool = False):
 def dbt_build(ws: Workspace, vintage: str):
     from warehouse.dbt_runner import PARSE_STATE, run_dbt
     from warehouse.faults import crash_point
+    from warehouse.settings import load_dbt_vars
 
     crash_point("dbt")
     # dbt's unit tests check the models' SQL on fixed fixtures, not the delivered data: the test
     # suite runs them (tests/test_dbt_models.py); a refresh runs the models and the data tests.
     return run_dbt(["build", "--exclude-resource-type", "unit_test"], ws.candidate, ws.work / vintage,
-                   vars_=_dbt_vars(ws, vintage), parse_cache=ws.work / PARSE_STATE)
-
-
-def _dbt_vars(ws: Workspace, vintage: str) -> dict:
-    from warehouse.settings import load_dbt_vars
-
-    return {**load_dbt_vars(ws.home), "vintage": vintage}
-
-
-def parse_dbt_ahead(ws: Workspace, vintage: str):
-    """A new home has no saved dbt parse: start it now, to run while the files are loaded."""
-    from warehouse.dbt_runner import PARSE_STATE, start_parse
-
-    return start_parse(ws.candidate, ws.work / f"{vintage}-parse", _dbt_vars(ws, vintage), ws.work / PARSE_STATE)
-
-
-def finish_dbt_parse(ws: Workspace, vintage: str, process) -> None:
-    from warehouse.dbt_runner import PARSE_STATE, finish_parse
-
-    finish_parse(process, ws.work / f"{vintage}-parse", ws.work / PARSE_STATE)
-    shutil.rmtree(ws.work / f"{vintage}-parse", ignore_errors=True)
+                   vars_={**load_dbt_vars(ws.home), "vintage": vintage}, parse_cache=ws.work / PARSE_STATE)
 
 
 def validate(ws: Workspace, vintage: str, dbt_succeeded: bool):
@@ -156,22 +132,16 @@ def validate(ws: Workspace, vintage: str, dbt_succeeded: bool):
     from expectations.results import persist_validation, write_validation_json
     from expectations.runner import prune_docs
     from warehouse.faults import crash_point
-    from warehouse.publish import connect_for_write
 
     crash_point("validate")
-    started = time.perf_counter()
     folder = ws.home.reports / vintage
     published = ws.home.warehouse_db if ws.home.warehouse_db.exists() else None
     rebuilt = None if dbt_succeeded else rebuilt_models(ws.work / vintage / "target")
-    # The studies may be reading the candidate at the same time (run_pipeline): every connection
-    # of this process to one file must share its configuration, so the audit reads through the
-    # writer's configuration too (it only reads).
     outcome = audit(ws.candidate, vintage, load_id=vintage, rebuilt=rebuilt, previous=published,
-                    docs_dir=folder / "gx", connect=connect_for_write)
+                    docs_dir=folder / "gx")
     persist_validation(ws.candidate, vintage, outcome)
     write_validation_json(folder / "validation.json", vintage, outcome)
     prune_docs(ws.home.reports, GX_DOCS_KEEP)
-    outcome.seconds = round(time.perf_counter() - started, 2)
     return outcome
 
 
@@ -321,8 +291,6 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
         summary.reasons.append("no new files in the landing folder")
         logger.info("refresh %s: unchanged (no new files in the landing folder)", vintage)
         return summary
-    real_dbt = steps.dbt_build in (dbt_build, dbt_build_task)
-    parsing = parse_dbt_ahead(ws, vintage) if real_dbt else None
     steps.prepare(ws)
     loaded = steps.ingest(ws, vintage, retry_failed)
     lap("ingest")
@@ -343,8 +311,6 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
             summary.status = "unchanged"
             summary.reasons.append("no new files in the landing folder")
     else:
-        _import_while_dbt_builds()
-        finish_dbt_parse(ws, vintage, parsing)
         dbt = steps.dbt_build(ws, vintage)
         lap("dbt build")
         summary.dbt_failures, summary.dbt_warnings = dbt.failures, dbt.warnings
@@ -355,22 +321,20 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
             for failure, line in zip(dbt.failures, words):
                 failure["explanation"] = line
             summary.reasons.append("dbt build failed: " + ("; ".join(words[:5]) or dbt.log_tail[-2000:]))
-        if dbt.success and not summary.reasons and not dry_run:
-            outcome, estimation = _audit_while_estimating(ws, vintage, steps, summary, logger)
-            lap("validate ∥ estimate")
-        else:
-            # The raw suite runs even when dbt failed (the staging views exist): the report then
-            # names the offending file, row and column, not only the failed dbt test.
-            outcome = steps.validate(ws, vintage, dbt.success)
-            summary.record_validation(outcome)
-            lap("validate")
+        # The raw suite runs even when dbt failed (the staging views exist): the report then
+        # names the offending file, row and column, not only the failed dbt test.
+        outcome = steps.validate(ws, vintage, dbt.success)
+        summary.record_validation(outcome)
+        lap("validate")
         summary.facts = steps.load_facts(ws, vintage, dbt.success)
         lap("facts")
         if not summary.reasons:
             if dry_run:
                 summary.status, index_db = "would publish", ws.candidate
             else:
+                estimation = steps.estimate(ws, vintage, summary.synthetic)
                 steps.record_provenance(ws, vintage, ground_truth)
+                lap("estimate")
                 steps.publish(ws, outcome)
                 summary.status = "published"
                 lap("publish")
@@ -390,66 +354,6 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
     logger.info("refresh %s: %s%s", vintage, summary.status,
                 "" if not summary.reasons else " (" + "; ".join(summary.reasons) + ")")
     return summary
-
-
-def _warm_up() -> None:
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    for module in ("great_expectations", "estimation.studies.program", "flows.report"):
-        try:
-            importlib.import_module(module)
-        except Exception:  # noqa: BLE001 - the step that needs the module reports the problem
-            return
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)  # as every figure does: never a display
-    importlib.import_module("matplotlib.pyplot")
-    from flows.report.figures import find_cjk_font
-
-    find_cjk_font()
-
-
-def _import_while_dbt_builds() -> None:
-    """Import what the audit, the studies and the report need (Great Expectations alone takes
-    seconds) while dbt builds: dbt is a subprocess, so this process has nothing else to do then."""
-    threading.Thread(target=_warm_up, name="cityres-warm-up", daemon=True).start()
-
-
-def _start(step: Callable, *args):
-    """Start a step in the background: a Prefect task on the flow's task runner, a plain function
-    in a thread (with the caller's context). Either way the result is `.result()`."""
-    if hasattr(step, "submit"):
-        return step.submit(*args)
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cityres-step")
-    future = executor.submit(contextvars.copy_context().run, step, *args)
-    executor.shutdown(wait=False)
-    return future
-
-
-def _audit_while_estimating(ws: Workspace, vintage: str, steps: Steps, summary: RefreshSummary, logger):
-    """The audit and the studies on the built candidate, at the same time.
-
-    The studies need only the built marts, not the audit's verdict, so they run while the
-    candidate is audited; the verdict alone decides whether it is published. A refused candidate
-    keeps nothing of the studies in the summary or the report (as when they never ran), and a
-    study that fails on a candidate the audit refused does not hide the refusal.
-    """
-    started = time.perf_counter()
-    pending = _start(steps.validate, ws, vintage, True)
-    try:
-        estimation, failure = steps.estimate(ws, vintage, summary.synthetic), None
-    except Exception as exc:  # decided below, once the audit's verdict is known
-        estimation, failure = None, exc
-    summary.step_seconds["estimate"] = round(time.perf_counter() - started, 2)
-    outcome = pending.result()
-    summary.step_seconds["validate"] = outcome.seconds
-    summary.record_validation(outcome)
-    if not outcome.publishable:
-        if failure is not None:
-            logger.warning("the studies failed on a candidate the audit refused: %s", failure)
-        return outcome, None
-    if failure is not None:
-        raise failure
-    return outcome, estimation
 
 
 def _write_last_refresh(home: Home, summary: RefreshSummary) -> None:

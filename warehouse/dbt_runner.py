@@ -65,37 +65,6 @@ def _keep_parse_state(cache: Path | None, target: Path) -> None:
     partial.replace(cache)
 
 
-def _command(args: list[str], database: Path, work_dir: Path, vars_: dict | None) -> tuple[list[str], dict]:
-    vars_ = dict(vars_ or {})
-    env = dbt_env(database, work_dir)
-    env.pop("CITYRES_VINTAGE", None)  # only the caller's vintage, never one left in the environment
-    if "vintage" in vars_:
-        env["CITYRES_VINTAGE"] = str(vars_.pop("vintage"))
-    command = [str(Path(sys.executable).with_name("dbt")), *args]
-    if vars_:
-        command += ["--vars", json.dumps(vars_, sort_keys=True)]
-    return command, env
-
-
-def start_parse(database: Path, work_dir: Path, vars_: dict | None, parse_cache: Path) -> subprocess.Popen | None:
-    """`dbt parse` in the background when there is no saved parse yet (a new home): the full parse
-    then happens while the files are loaded, not when the build starts. dbt parse reads the
-    project only, never the database. None when a saved parse exists (dbt updates it quickly)."""
-    if parse_cache.is_file():
-        return None
-    work_dir.mkdir(parents=True, exist_ok=True)
-    command, env = _command(["parse"], database, work_dir, vars_)
-    return subprocess.Popen(command, env=env, cwd=DBT_PROJECT_DIR, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def finish_parse(process: subprocess.Popen | None, work_dir: Path, parse_cache: Path) -> None:
-    """Wait for `start_parse` and keep its parse for the build (a failed parse is simply not kept:
-    the build parses again and reports any problem)."""
-    if process is not None and process.wait() == 0:
-        _keep_parse_state(parse_cache, work_dir / "target")
-
-
 def run_dbt(args: list[str], database: Path, work_dir: Path, vars_: dict | None = None,
             parse_cache: Path | None = None) -> DbtResult:
     """Run `dbt <args>` for the cityres project on `database`; parse run_results.json.
@@ -106,7 +75,14 @@ def run_dbt(args: list[str], database: Path, work_dir: Path, vars_: dict | None 
     changed).
     """
     work_dir.mkdir(parents=True, exist_ok=True)
-    command, env = _command(args, database, work_dir, vars_)
+    vars_ = dict(vars_ or {})
+    env = dbt_env(database, work_dir)
+    env.pop("CITYRES_VINTAGE", None)  # only the caller's vintage, never one left in the environment
+    if "vintage" in vars_:
+        env["CITYRES_VINTAGE"] = str(vars_.pop("vintage"))
+    command = [str(Path(sys.executable).with_name("dbt")), *args]
+    if vars_:
+        command += ["--vars", json.dumps(vars_, sort_keys=True)]
     _restore_parse_state(parse_cache, work_dir / "target")
     proc = subprocess.run(command, env=env, capture_output=True, text=True, cwd=DBT_PROJECT_DIR)
     _keep_parse_state(parse_cache, work_dir / "target")
