@@ -13,7 +13,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,35 +147,31 @@ def run_batches(batches: list[Batch], run_id: str, docs_dir: Path | None = None)
     outcome = ValidationOutcome()
     if not batches:
         return outcome
-    root = Path(tempfile.mkdtemp(prefix="cityres-gx-"))
-    try:
-        # A file context only so that validation results are stored and Data Docs can be built;
-        # it lives for this validation and is thrown away (suites are code, not stored JSON).
-        context = gx.get_context(mode="file", project_root_dir=str(root)) if docs_dir \
-            else gx.get_context(mode="ephemeral")
-        context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
-        datasource = context.data_sources.add_or_update_pandas("cityres")
-        run = gx.RunIdentifier(run_name=run_id)
-        for batch in batches:
-            asset = datasource.add_dataframe_asset(batch.name)
-            definition = asset.add_batch_definition_whole_dataframe("whole")
-            suite = context.suites.add_or_update(gx.ExpectationSuite(
-                name=batch.suite_name, expectations=[_gx_expectation(gx, e) for e in batch.expectations]))
-            validation = context.validation_definitions.add_or_update(
-                gx.ValidationDefinition(name=batch.suite_name, data=definition, suite=suite))
-            result_format = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES_STORED}
-            if batch.example_columns:
-                result_format["unexpected_index_column_names"] = list(batch.example_columns)
-            validated = validation.run(batch_parameters={"dataframe": batch.frame}, run_id=run,
-                                       result_format=result_format)
-            # GX returns results in its own order; keep the suite's order (descriptions are unique)
-            order = {e.description: i for i, e in enumerate(batch.expectations)}
-            results = [_to_check_result(batch, r) for r in validated.results]
-            outcome.results.extend(sorted(results, key=lambda r: order.get(r.description, 0)))
-        if docs_dir:
-            outcome.docs_index = str(_build_docs(context, Path(docs_dir)))
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    # An in-memory context: it keeps this validation's results for the Data Docs and is thrown
+    # away (suites are code, not stored JSON). A file context would rewrite its whole YAML
+    # configuration at every asset added - seconds for the three dozen batches of a refresh.
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
+    datasource = context.data_sources.add_or_update_pandas("cityres")
+    run = gx.RunIdentifier(run_name=run_id)
+    for batch in batches:
+        asset = datasource.add_dataframe_asset(batch.name)
+        definition = asset.add_batch_definition_whole_dataframe("whole")
+        suite = context.suites.add_or_update(gx.ExpectationSuite(
+            name=batch.suite_name, expectations=[_gx_expectation(gx, e) for e in batch.expectations]))
+        validation = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=batch.suite_name, data=definition, suite=suite))
+        result_format = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES_STORED}
+        if batch.example_columns:
+            result_format["unexpected_index_column_names"] = list(batch.example_columns)
+        validated = validation.run(batch_parameters={"dataframe": batch.frame}, run_id=run,
+                                   result_format=result_format)
+        # GX returns results in its own order; keep the suite's order (descriptions are unique)
+        order = {e.description: i for i, e in enumerate(batch.expectations)}
+        results = [_to_check_result(batch, r) for r in validated.results]
+        outcome.results.extend(sorted(results, key=lambda r: order.get(r.description, 0)))
+    if docs_dir:
+        outcome.docs_index = str(_build_docs(context, Path(docs_dir)))
     return outcome
 
 

@@ -70,9 +70,17 @@ def _run_refresh(home: Home, retry_failed: bool = False) -> dict:
         home.reports.mkdir(parents=True, exist_ok=True)
         (home.reports / "last_refresh.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
         return result
+    from flows.temporary_server import start_temporary_server
+
+    server = start_temporary_server()  # comes up while Prefect and the flow are imported
     from flows.refresh import refresh as refresh_flow
 
-    return refresh_flow(home_dir=str(home.root), retry_failed=retry_failed)
+    if server is None:
+        return refresh_flow(home_dir=str(home.root), retry_failed=retry_failed)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: server.wait_ready()}):
+        return refresh_flow(home_dir=str(home.root), retry_failed=retry_failed)
 
 
 def _print_refresh(result: dict, label: str = "refresh ", colours: dict | None = None) -> None:

@@ -18,6 +18,9 @@ OFFLINE_ENV = {
     "GX_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    # cityres stores no Prefect blocks; registering Prefect's block types in a new database costs
+    # seconds of the first refresh of every home.
+    "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
 }
 
 HomeOption = typer.Option(None, "--home", help="CITYRES_HOME (default: $CITYRES_HOME or ./.cityres)")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from warehouse.dbt_runner import dbt_env, run_dbt
+from warehouse.dbt_runner import PARSE_STATE, dbt_env, run_dbt
 from warehouse.ingest import ingest_landing
 from warehouse.paths import DBT_PROJECT_DIR
 from warehouse.publish import connect_for_write
@@ -251,3 +251,21 @@ def test_node_weights_are_the_sums_of_their_indicator_weights(built):
         got = nodes.loc[level].loc[expected.index]
         assert got.to_numpy() == pytest.approx(expected.to_numpy(), abs=1e-12)
         assert got.sum() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_a_build_from_the_saved_parse_writes_its_own_vintage(built):
+    """The parse kept from one refresh to the next (PARSE_STATE) must not keep the old vintage:
+    it reaches the models through the environment, so each run writes its own."""
+    root, database, _ = built
+    copy = root / "vintages.duckdb"
+    shutil.copy(database, copy)
+    cache = root / "dbt_vintages" / PARSE_STATE
+    for vintage in ("first", "second"):
+        result = run_dbt(["run", "--select", "policy_panel"], copy, root / "dbt_vintages" / vintage,
+                         vars_={"vintage": vintage}, parse_cache=cache)
+        assert result.success, result.failures or result.log_tail
+        assert cache.is_file()
+        got = frame(copy, "select distinct vintage from policy_panel")["vintage"].tolist()
+        assert got == [vintage]
+    log = (root / "dbt_vintages" / "second" / "logs" / "dbt.log").read_text(encoding="utf-8")
+    assert "Unable to do partial parsing" not in log  # the second run started from the first's parse

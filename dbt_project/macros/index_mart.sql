@@ -30,7 +30,7 @@ select
     cast(rank() over (partition by pivoted.year order by pivoted.{{ score_column }} desc nulls last)
          as integer) as rank_in_year,
     '{{ var("entropy_scope") }}' as weight_scope,
-    '{{ var("vintage") }}' as vintage
+    '{{ vintage() }}' as vintage
 from pivoted
 inner join {{ ref('int_city_attributes') }} as attributes using (city_code)
 {% endmacro %}

@@ -71,7 +71,7 @@ select
     panel.internet_users,
     panel.n_imputed_values,
     panel.has_boundary_change,
-    '{{ var("vintage") }}' as vintage
+    '{{ vintage() }}' as vintage
 from {{ ref('int_city_year_panel') }} as panel
 inner join {{ ref('resilience_index') }} as resilience using (city_code, year)
 inner join {{ ref('nqp_index') }} as nqp using (city_code, year)

@@ -23,5 +23,5 @@ select
     national_gdp_per_capita_growth,
     sensitivity,
     sensitivity - avg(sensitivity) over (partition by year) as sensitivity_centred,
-    '{{ var("vintage") }}' as vintage
+    '{{ vintage() }}' as vintage
 from scored

@@ -3,7 +3,7 @@
 -- `where vintage = '…'`. Append-only (incremental); a refused refresh never reaches it.
 {{ config(materialized='incremental', incremental_strategy='append', on_schema_change='append_new_columns') }}
 select
-    '{{ var("vintage") }}' as vintage,
+    '{{ vintage() }}' as vintage,
     index_name,
     level,
     node,
@@ -14,5 +14,5 @@ select
     current_timestamp as built_at
 from {{ ref('index_scores') }}
 {% if is_incremental() %}
-where not exists (select 1 from {{ this }} where vintage = '{{ var("vintage") }}')
+where not exists (select 1 from {{ this }} where vintage = '{{ vintage() }}')
 {% endif %}

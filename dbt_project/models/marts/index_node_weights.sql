@@ -17,7 +17,7 @@ with levels as (
 )
 
 select index_name, scope, weight_year, level, node, weight, n_indicators,
-       '{{ var("vintage") }}' as vintage
+       '{{ vintage() }}' as vintage
 from levels
 -- a two-level index has no criterion: its empty criterion group is not a node
 where not (level = 'criterion' and node = index_name)

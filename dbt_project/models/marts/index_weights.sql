@@ -16,5 +16,5 @@ select
     entropy,
     divergence,
     weight,
-    '{{ var("vintage") }}' as vintage
+    '{{ vintage() }}' as vintage
 from {{ ref('int_index_weights') }}

@@ -1,7 +1,7 @@
 -- Every published vintage's entropy weights, kept (see index_history).
 {{ config(materialized='incremental', incremental_strategy='append', on_schema_change='append_new_columns') }}
 select
-    '{{ var("vintage") }}' as vintage,
+    '{{ vintage() }}' as vintage,
     index_name,
     scope,
     weight_year,
@@ -15,5 +15,5 @@ select
     current_timestamp as built_at
 from {{ ref('index_weights') }}
 {% if is_incremental() %}
-where not exists (select 1 from {{ this }} where vintage = '{{ var("vintage") }}')
+where not exists (select 1 from {{ this }} where vintage = '{{ vintage() }}')
 {% endif %}

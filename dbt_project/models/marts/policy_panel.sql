@@ -32,7 +32,7 @@ select
     least(greatest(spine.year - adoptions.adoption_year, {{ var('event_time_min') }}),
           {{ var('event_time_max') }}) as event_time_binned,
     adoptions.adoption_year is null as never_treated,
-    '{{ var("vintage") }}' as vintage
+    '{{ vintage() }}' as vintage
 from {{ ref('int_city_year_spine') }} as spine
 cross join policies
 left join adoptions on adoptions.policy = policies.policy and adoptions.city_code = spine.city_code

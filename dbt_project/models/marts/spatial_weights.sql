@@ -58,5 +58,5 @@ select
     raw_weight,
     raw_weight / sum(raw_weight) over (partition by scheme, city_code) as weight,
     parameters,
-    '{{ var("vintage") }}' as vintage
+    '{{ vintage() }}' as vintage
 from both_schemes
