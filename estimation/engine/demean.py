@@ -80,6 +80,7 @@ class Demeaned:
     pattern: str | None = None
     dummy_levels: int = 0
     operator: str | None = None  # cg: "explicit" (sparse S in numpy) or "sql" (one pass an iteration)
+    groups: str | None = None  # lazy within_dummies: one row per group of the larger FE, with ``pattern``
 
 
 def column_stats(
@@ -337,7 +338,7 @@ def _within_lazy(con: duckdb.DuckDBPyConnection, scope: TempScope, table: str, c
     ref_ss = [float(counts.get(j, 0.0)) for j in range(2, levels + 1)]
     dummies = [f"__d{j}" for j in range(2, levels + 1)]
     return Demeaned(out, columns, "within_dummies", 1, 0.0, dummies, ref_ss,
-                    dummy_fe=f_small, pattern="__pat", dummy_levels=levels)
+                    dummy_fe=f_small, pattern="__pat", dummy_levels=levels, groups=means)
 
 
 def _alternating(

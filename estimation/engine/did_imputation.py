@@ -340,7 +340,7 @@ def _stage_one(con, scope, untreated: str, z: list[str], n_units: int, n_periods
     dm = demean(con, scope, untreated, cols, ["__u", "__tc"], ["__u", "__tc"], st, method="within_dummies",
                 fe_levels=[n_units, n_periods], dummy_fe=1, lazy_dummies=True)
     if dm.pattern:
-        gram = within_dummies_gram(con, dm.table, cols, dm.dummy_fe, dm.pattern, dm.dummy_levels)
+        gram = within_dummies_gram(con, dm.table, cols, dm.dummy_fe, dm.pattern, dm.dummy_levels, dm.groups)
     else:
         gram = cross_products(con, dm.table, ["__y", *dm.dummies, *z])
     xx, xy = gram[1:, 1:], gram[1:, 0]

@@ -314,7 +314,7 @@ def _design(con, dm, sample, stats, spec_f: Formula) -> _Design:
     ref_ss = dm.dummy_ref_ss + ([] if has_fe else [stats.sum_w]) + list(stats.raw_ss[1:])
     if dm.pattern:  # lazy within_dummies: dummy moments from per-level / per-level-set sums
         gram = within_dummies_gram(con, dm.table, [sample.y, *sample.x], dm.dummy_fe, dm.pattern,
-                                   dm.dummy_levels)
+                                   dm.dummy_levels, dm.groups)
     else:
         gram = cross_products(con, dm.table, [sample.y, *columns], sample.weights)
     return _Design(has_fe, names, columns, len(dm.dummies), ref_ss, gram)
@@ -392,7 +392,7 @@ def _scores(con, scope, dm, design: _Design, fit: _Fit) -> _Scored:
     for pos, d in enumerate(keep_d):  # design index d <-> level d + 2
         vecs[d + 1, 0] = fit.beta_all[keep.index(d)]
         vecs[d + 1, 1:] = pi[pos, :]
-    rel, pe = period_effect_table(con, scope, dm.table, dm.dummy_fe, dm.pattern, dm.dummy_levels, vecs)
+    rel, pe = period_effect_table(con, scope, dm.table, dm.dummy_fe, dm.pattern, dm.dummy_levels, vecs, dm.groups)
     x_res = [cols[j] for j in keep_x] + [pe[0]]
     beta_res = np.append(fit.beta_all[fit.sel], 1.0)
     scores = [f"{cols[j]} - {pe[1 + i]}" for i, j in enumerate(keep_x)]

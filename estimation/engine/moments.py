@@ -161,6 +161,7 @@ def within_dummies_gram(
     dummy_fe: str,
     pattern: str,
     levels: int,
+    groups: str | None = None,
 ) -> np.ndarray:
     """Gram matrix of ``[columns[0], D~_2..D~_L, columns[1:]]`` without the dummies.
 
@@ -177,7 +178,9 @@ def within_dummies_gram(
       with r_P the rows whose group has level set P.
 
     Two small GROUP BY queries (by level and by level set); no O(N) column
-    per dummy.
+    per dummy.  ``groups``: a table with one row per group of the larger FE and its
+    ``pattern``; then r_P = (groups with P) x |P| (each pair of codes is one row) is read
+    from it instead of from the rows.
     """
     k = len(columns)
     pairs = _pairs(k)
@@ -194,11 +197,11 @@ def within_dummies_gram(
         n_s[s] = float(r[1])
         if s >= 2:
             dz[s - 2] = [float(v) for v in r[2 : 2 + k]]
-    pats = con.execute(f"SELECT {pattern}, count(*) FROM {table} GROUP BY 1").fetchall()
+    pats = con.execute(f"SELECT {pattern}, count(*) FROM {groups or table} GROUP BY 1").fetchall()
     pat = np.array([int(p) for p, _ in pats], dtype=np.int64)
     bits = ((pat[:, None] >> np.arange(levels, dtype=np.int64)[None, :]) & 1).astype(float)  # level s -> col s-1
     n_p = bits.sum(axis=1)
-    r_p = np.array([float(c) for _, c in pats])
+    r_p = np.array([float(c) for _, c in pats]) * (n_p if groups else 1.0)
     b = bits[:, 1:]
     dd = np.diag(n_s[2:]) - (b * (r_p / n_p**2)[:, None]).T @ b
     out = np.empty((k + nd, k + nd))
@@ -218,6 +221,7 @@ def period_effect_table(
     pattern: str,
     levels: int,
     vectors: np.ndarray,
+    groups: str | None = None,
 ) -> tuple[str, list[str]]:
     """A relation of ``table`` joined with the demeaned dummy combinations D~ v.
 
@@ -232,7 +236,7 @@ def period_effect_table(
     lv = pd.DataFrame({dummy_fe: np.arange(1, levels + 1, dtype=np.int32)})
     for j in range(m):
         lv[f"__pv{j}"] = vectors[:, j]
-    pats = np.array([int(p) for (p,) in con.execute(f"SELECT DISTINCT {pattern} FROM {table}").fetchall()],
+    pats = np.array([int(p) for (p,) in con.execute(f"SELECT DISTINCT {pattern} FROM {groups or table}").fetchall()],
                     dtype=np.int64)
     bits = ((pats[:, None] >> np.arange(levels, dtype=np.int64)[None, :]) & 1).astype(float)
     pmeans = (bits @ vectors) / bits.sum(axis=1)[:, None]

@@ -215,19 +215,41 @@ def build_sample(
     return s
 
 
+def _two_way_counts(con: duckdb.DuckDBPyConnection, s: Sample) -> tuple[list[int], int] | None:
+    """Levels of both FE and the number of (fe1, fe2) cells from one GROUP BY on the larger FE,
+    when the other one's codes fit a 64-bit set (years): the set of its levels per group,
+    popcounts summed. Replaces a count(DISTINCT pair) whose hash table holds every cell (10M
+    rows: 0.8 s -> 0.3 s). None when neither FE is that small."""
+    top = con.execute(f"SELECT max({s.fe[0]}), max({s.fe[1]}) FROM {s.table}").fetchall()[0]
+    if top[0] is None or min(top) > 64:
+        return None
+    small = 0 if top[0] <= top[1] else 1
+    a, b = s.fe[1 - small], s.fe[small]
+    n_a, cells, n_b = con.execute(
+        f"SELECT count(*), sum(bit_count(pat)), bit_count(bit_or(pat)) FROM "
+        f"(SELECT bit_or(CAST(1 AS UBIGINT) << ({b} - 1)) AS pat FROM {s.table} GROUP BY {a})"
+    ).fetchall()[0]
+    levels = [0, 0]
+    levels[1 - small], levels[small] = int(n_a), int(n_b)
+    return levels, int(cells)
+
+
 def _sample_stats(con: duckdb.DuckDBPyConnection, s: Sample) -> None:
-    aggs = [f"count(DISTINCT {f})" for f in s.fe]
-    aggs += [f"count(DISTINCT {c})" for c in s.clusters]
-    if len(s.fe) == 2:
+    two_way = _two_way_counts(con, s) if len(s.fe) == 2 and s.nobs > 0 else None
+    fe_aggs = [] if two_way else [f"count(DISTINCT {f})" for f in s.fe]
+    # a cluster that is a FE column has that FE's level count
+    cl_aggs = [f"count(DISTINCT {c})" for c in s.clusters if not (two_way and c in s.fe)]
+    aggs = fe_aggs + cl_aggs
+    if len(s.fe) == 2 and not two_way:
         # cells: one per (fe1, fe2) pair; codes are < 2^31, so a BIGINT key is exact
         aggs.append(f"count(DISTINCT {s.fe[0]}::BIGINT * 2147483648 + {s.fe[1]})")
-    row = con.execute(f"SELECT {', '.join(aggs) or '0'} FROM {s.table}").fetchone()
-    s.fe_levels = [int(v) for v in row[: len(s.fe)]]
-    pos = len(s.fe)
-    s.cluster_sizes = [int(v) for v in row[pos : pos + len(s.clusters)]]
-    pos += len(s.clusters)
+    row = list(con.execute(f"SELECT {', '.join(aggs)} FROM {s.table}").fetchall()[0]) if aggs else []
+    s.fe_levels = two_way[0] if two_way else [int(v) for v in row[: len(s.fe)]]
+    rest = iter(row[len(fe_aggs):])
+    s.cluster_sizes = [s.fe_levels[s.fe.index(c)] if two_way and c in s.fe else int(next(rest))
+                       for c in s.clusters]
     if len(s.fe) == 2:
-        s.n_cells = int(row[pos])
+        s.n_cells = two_way[1] if two_way else int(next(rest))
         s.balanced_grid = s.n_cells == s.nobs and s.fe_levels[0] * s.fe_levels[1] == s.nobs
     # a FE counts as nested when it is nested in any cluster variable (pyfixest's
     # count_fixef_fully_nested_all; nested in the intersection implies nested in one)
