@@ -139,27 +139,6 @@ def build_sample(
         + [f"{iv} IS NOT NULL" for iv in carry]
     )
 
-    n_source, n_complete, n_inf, n_badw = con.execute(
-        f"""
-        WITH p AS (SELECT {", ".join(proj)} FROM {source})
-        SELECT count(*),
-               count(*) FILTER (WHERE {complete}),
-               count(*) FILTER (WHERE {complete} AND ({" OR ".join(f"isinf({c})" for c in num)})),
-               {f"count(*) FILTER (WHERE {complete} AND __w <= 0)" if weights else "0"}
-        FROM p
-        """,
-        params,
-    ).fetchone()
-    if n_inf:
-        raise ValueError(
-            f"{n_inf} complete rows contain +/-inf in y, a regressor or the weights; "
-            "recode them to NULL to drop them"
-        )
-    if n_badw:
-        raise ValueError(f"{n_badw} rows have non-positive weights")
-    if n_complete == 0:
-        raise ValueError("no complete rows: every row has a NULL in a model variable")
-
     # integer codes 1..L: rank the distinct values (small) and join, rather than
     # sorting every row with a window over the whole table
     ctes = [f"p AS (SELECT {', '.join(proj)} FROM {source})", f"c AS (SELECT * FROM p WHERE {complete})"]
@@ -180,6 +159,26 @@ def build_sample(
         f"SELECT {', '.join(coded)} FROM c {' '.join(joins)}",
         params,
     )
+    # the counts come after the table: one read of the source for the rows, a count for the rest
+    # (metadata only for Parquet)
+    (n_source,) = con.execute(f"SELECT count(*) FROM {source}").fetchall()[0]
+    n_complete, n_inf, n_badw = con.execute(
+        f"""
+        SELECT count(*),
+               count(*) FILTER (WHERE {" OR ".join(f"isinf({c})" for c in num)}),
+               {"count(*) FILTER (WHERE __w <= 0)" if weights else "0"}
+        FROM {table}
+        """
+    ).fetchall()[0]
+    if n_inf:
+        raise ValueError(
+            f"{n_inf} complete rows contain +/-inf in y, a regressor or the weights; "
+            "recode them to NULL to drop them"
+        )
+    if n_badw:
+        raise ValueError(f"{n_badw} rows have non-positive weights")
+    if n_complete == 0:
+        raise ValueError("no complete rows: every row has a NULL in a model variable")
     s.table = table
     s.n_source = int(n_source)
     s.n_missing = int(n_source - n_complete)
