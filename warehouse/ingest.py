@@ -4,7 +4,8 @@ Each file of `landing/<source>/` is one load unit; which files are loaded, skipp
 is decided by warehouse/deliveries.py. A file that cannot be parsed, has a header nobody mapped,
 or names a city that cannot be resolved, is recorded as `failed` with an error naming file, row
 and column; its rows never reach raw, and the refresh refuses to publish (flows/refresh.py).
-The layouts of city tables are read by warehouse/layouts.py.
+The layouts of city tables are read by warehouse/layouts.py; firm-registration files, too large
+to hold in memory, are read and inserted block by block (warehouse/enterprises.py).
 """
 from __future__ import annotations
 
