@@ -170,11 +170,13 @@ ENTERPRISE_HEADER = "企业ID,所在城市,成立日期,行业代码,注册资�
 
 @pytest.fixture()
 def small_blocks(monkeypatch):
-    """Blocks of 4 KB, so that a file of a few thousand records is read in many batches; counts the batches."""
+    """Blocks of 4 KB and batches of about two blocks, so that a file of a few thousand records is
+    read in many batches; counts the batches."""
     import warehouse.enterprises as enterprises
     import warehouse.ingest as ingest
 
     monkeypatch.setattr(enterprises, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(enterprises, "BATCH_BYTES", 8192)
     batches = []
 
     def counting(*args, **kwargs):

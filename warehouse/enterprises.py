@@ -1,9 +1,9 @@
 """Firm-registration files (landing/enterprises/): read in blocks, whatever their size.
 
 A year of a national registry is tens of millions of records (gigabytes of CSV), so a file is
-never held in memory: pyarrow's streaming CSV reader hands over one block at a time, each block
-becomes one batch of rows for raw.enterprise_registrations, and the caller inserts it before the
-next is read. Every value stays text (typed in dbt staging). A city name is resolved once per
+never held in memory: pyarrow's streaming CSV reader hands over one block at a time, a few
+blocks make one batch of rows for raw.enterprise_registrations, and the caller inserts it before
+the next is read. Every value stays text (typed in dbt staging). A city name is resolved once per
 distinct name of the file, and the city key is mapped onto the rows through a dictionary
 encoding, not row by row in Python.
 
@@ -26,9 +26,11 @@ from warehouse.layouts import LayoutError
 from warehouse.names import CityResolver, city_key
 from warehouse.readers import decode
 
-# Bytes of CSV per batch: bounds the memory of a load whatever the file size; large enough that
-# the per-batch cost (one INSERT, a few pyarrow calls) is negligible.
-BLOCK_BYTES = 16 << 20
+# pyarrow reads up to 32 blocks ahead of the one being parsed: small blocks keep that read-ahead
+# small (32 MB); batches of several blocks keep the per-INSERT cost negligible. Together they bound
+# the memory of a load whatever the file size.
+BLOCK_BYTES = 1 << 20
+BATCH_BYTES = 16 << 20
 SNIFF_BYTES = 1 << 16  # enough lines to tell UTF-8 from GB18030
 
 COLUMNS = {
@@ -79,12 +81,11 @@ class _CityKeys:
 
 def read_enterprises(path: Path, file_name: str, year: int | None, resolver: CityResolver,
                      encoding: str, block_size: int | None = None) -> Iterator[pa.Table]:
-    """The file's records in file order, one table per block, with the columns of
+    """The file's records in file order, in tables of about BATCH_BYTES, with the columns of
     raw.enterprise_registrations (without load_id and file_name)."""
     if year is None:
         raise EnterpriseFileError(f"{file_name}: no year in the file name")
     invalid: list = []  # rows pyarrow refused (wrong number of values), for the message
-    next_line = 2  # line 1 is the header
     try:
         reader = _open(path, encoding, block_size or BLOCK_BYTES, invalid)
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
@@ -93,24 +94,37 @@ def read_enterprises(path: Path, file_name: str, year: int | None, resolver: Cit
         names = reader.schema.names
         columns = _columns(names, file_name)
         cities = _CityKeys(resolver, year)
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                return
-            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-                raise _unreadable(exc, path, file_name, encoding, invalid) from None
-            lines = next_line + np.arange(batch.num_rows, dtype=np.int64)
-            extra = _line_breaks_inside(batch)
-            if extra is not None:
-                lines += np.concatenate(([0], np.cumsum(extra)[:-1]))
-                next_line += int(extra.sum())
-            next_line += batch.num_rows
-            batch, lines = _without_blank_lines(batch, lines, columns["city_name_text"])
-            if batch.num_rows:
-                yield _rows(batch, lines, columns, cities, names, file_name)
+        parts: list[pa.Table] = []
+        for batch, lines in _numbered_blocks(reader, path, file_name, encoding, invalid, columns["city_name_text"]):
+            parts.append(_rows(batch, lines, columns, cities, names, file_name))
+            if sum(part.nbytes for part in parts) >= BATCH_BYTES:
+                yield pa.concat_tables(parts)
+                parts = []
+        if parts:
+            yield pa.concat_tables(parts)
     finally:
         reader.close()
+
+
+def _numbered_blocks(reader, path: Path, file_name: str, encoding: str, invalid: list, city: int):
+    """(records, the line each starts on) of every block, blank lines left out."""
+    next_line = 2  # line 1 is the header
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise _unreadable(exc, path, file_name, encoding, invalid) from None
+        lines = next_line + np.arange(batch.num_rows, dtype=np.int64)
+        extra = _line_breaks_inside(batch)
+        if extra is not None:
+            lines += np.concatenate(([0], np.cumsum(extra)[:-1]))
+            next_line += int(extra.sum())
+        next_line += batch.num_rows
+        batch, lines = _without_blank_lines(batch, lines, city)
+        if batch.num_rows:
+            yield batch, lines
 
 
 def _open(path: Path, encoding: str, block_size: int, invalid: list) -> pacsv.CSVStreamingReader:

@@ -158,6 +158,17 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame, load_id: str, fil
     con.unregister("incoming")
 
 
+def _insert_batch(con: duckdb.DuckDBPyConnection, enterprise_batch: pa.Table, load_id: str, file_name: str) -> None:
+    """Insert one batch of firm registrations. Read through DuckDB's scan of the Python variable,
+    not con.register: a view registered and dropped inside the file's transaction keeps its table
+    alive until the commit, which would hold every batch of the file in memory."""
+    con.execute(
+        "insert into raw.enterprise_registrations by name "
+        "select ? as load_id, ? as file_name, * from enterprise_batch",
+        [load_id, file_name],
+    )
+
+
 def ingest_landing(con: duckdb.DuckDBPyConnection, landing: Path, archive_dir: Path,
                    load_id: str | None = None, resolver: CityResolver | None = None,
                    retry_failed: bool = False, home_root: Path | None = None,
@@ -277,7 +288,7 @@ def _load_file(con, item, file_name: str, archive_dir: Path, load_id: str, resol
         if source == "enterprises":
             encoding = sniff_encoding(archived, file_name)
             for batch in read_enterprises(archived, file_name, year, resolver, encoding):
-                _insert(con, "enterprise_registrations", batch, load_id, file_name)
+                _insert_batch(con, batch, load_id, file_name)
                 record.rows += batch.num_rows
             record.years = [year]
         else:

@@ -341,7 +341,7 @@ def lines(result: dict) -> list[str]:
         "",
         "The sample generator's firm-record files (one CSV per year 2011-2023, UTF-8) at the firm scale that "
         "gives each size. **Ingest** = `ingest_landing` of those files into a new warehouse as a refresh does it "
-        "(content hashes, crash-safe archive copy, streaming parse in 16 MB blocks, insert, checkpoint), a new "
+        "(content hashes, crash-safe archive copy, streaming parse in 1 MB blocks, inserts of about 16 MB, checkpoint), a new "
         "warehouse and archive each run. **Aggregation** = the model `int_firm_entry` alone: its compiled SQL "
         "(the views it reads inlined) as `create temp table … as` on the loaded warehouse, each run in a fresh "
         "process. Each step in its own subprocess: peak memory = its peak RSS. The rows loaded and the model's "
