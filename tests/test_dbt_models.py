@@ -89,6 +89,28 @@ def test_every_truth_city_year_appears_exactly_once(built):
     assert set(zip(panel["city_code"], panel["year"])) == expected
 
 
+def test_firm_entry_is_the_generators_counts_and_the_row_by_row_grouping(built):
+    from warehouse.sample.generate import DEFAULT_SEED, simulate
+
+    _, database, _ = built
+    entry = frame(database, """
+        select city_code, year, new_firms, new_digital_firms from intermediate.int_firm_entry
+        order by city_code, year""")
+    row_by_row = frame(database, """
+        select city_code, registration_year as year, count(*) as new_firms,
+               count(*) filter (where is_digital) as new_digital_firms
+        from intermediate.int_enterprise_registrations
+        where city_code is not null and registration_year is not null
+        group by all order by city_code, year""")
+    pd.testing.assert_frame_equal(entry, row_by_row)
+
+    s = simulate(DEFAULT_SEED, firm_scale=0.02)
+    every = s.firms.digital + s.firms.other
+    expected = sorted((s.cities.code[i], int(year), int(every[i, t]), int(s.firms.digital[i, t]))
+                      for i in range(s.cities.n) for t, year in enumerate(s.years) if every[i, t] > 0)
+    assert list(entry.itertuples(index=False, name=None)) == expected
+
+
 @pytest.mark.parametrize("index_name, mart, score", [
     ("resilience", "resilience_index", "res"),
     ("nqp", "nqp_index", "nqp"),

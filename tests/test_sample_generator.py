@@ -366,6 +366,50 @@ def test_enterprise_records(written):
         s.truth["att"]["mechanisms"]["log_new_digital_firms"], rel=1e-9)
 
 
+def _records_one_by_one(s, t: int, rng) -> bytes:
+    """The record file written the plain way (a line per record with an f-string): the oracle
+    of the column-wise, chunked writer. Same draws in the same order."""
+    from warehouse.sample.firms import DIGITAL_CLASSES, HEADER, MONTH_WEIGHTS, OTHER_CLASSES
+
+    c, year = s.cities, int(s.years[t])
+    digital, other = s.firms.digital[:, t], s.firms.other[:, t]
+    n_d, n_o = int(digital.sum()), int(other.sum())
+    city = np.concatenate([np.repeat(np.arange(c.n), digital), np.repeat(np.arange(c.n), other)])
+    d_codes, d_w = np.array([k for k, _ in DIGITAL_CLASSES]), np.array([w for _, w in DIGITAL_CLASSES])
+    o_codes, o_w = np.array([k for k, _ in OTHER_CLASSES]), np.array([w for _, w in OTHER_CLASSES])
+    industry = np.concatenate([d_codes[rng.choice(len(d_codes), n_d, p=d_w / d_w.sum())],
+                               o_codes[rng.choice(len(o_codes), n_o, p=o_w / o_w.sum())]])
+    capital = np.concatenate([rng.lognormal(np.log(100.0), 1.3, n_d), rng.lognormal(np.log(80.0), 1.4, n_o)])
+    capital = np.maximum(np.round(capital, 2), 0.01)
+    days = np.arange(np.datetime64(f"{year}-01-01"), np.datetime64(f"{year + 1}-01-01"))
+    months = days.astype("datetime64[M]").astype(int) % 12
+    day = rng.choice(len(days), n_d + n_o, p=MONTH_WEIGHTS[months] / MONTH_WEIGHTS[months].sum())
+    order = np.lexsort((rng.random(n_d + n_o), day, city))
+    city, day, industry, capital = city[order], day[order], industry[order], capital[order]
+    serial = np.zeros(len(city), dtype=np.int64)
+    for i in range(len(city)):
+        serial[i] = 1 if i == 0 or city[i] != city[i - 1] else serial[i - 1] + 1
+    lines = [HEADER]
+    for i in np.lexsort((serial, city, day)):
+        lines.append(f"91{c.code[city[i]]}{year % 100:02d}{serial[i]:07d}0,{c.name_zh[city[i]]},{days[day[i]]},"
+                     f"{industry[i]},{capital[i]:.2f}")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 997, 10**7])
+def test_record_files_are_written_in_chunks_with_the_same_bytes(tmp_path, chunk_rows):
+    from warehouse.sample.firms import write_registrations
+
+    s = simulate(DEFAULT_SEED, firm_scale=SMALL)
+    t = 2
+    expected = _records_one_by_one(s, t, np.random.default_rng(11))
+    path = tmp_path / "registrations_2013.csv"
+    rows = write_registrations(path, s.cities, 2013, s.firms.digital[:, t], s.firms.other[:, t],
+                               np.random.default_rng(11), chunk_rows=chunk_rows)
+    assert rows == int(s.firms.digital[:, t].sum() + s.firms.other[:, t].sum()) > 1000
+    assert path.read_bytes() == expected
+
+
 def test_default_firm_volume(sample):
     per_year = sample.firms.digital.sum(axis=0) + sample.firms.other.sum(axis=0)
     assert 100_000 <= per_year.min() and per_year.max() <= 300_000

@@ -4,7 +4,8 @@ Each file of `landing/<source>/` is one load unit; which files are loaded, skipp
 is decided by warehouse/deliveries.py. A file that cannot be parsed, has a header nobody mapped,
 or names a city that cannot be resolved, is recorded as `failed` with an error naming file, row
 and column; its rows never reach raw, and the refresh refuses to publish (flows/refresh.py).
-The layouts of city tables are read by warehouse/layouts.py.
+The layouts of city tables are read by warehouse/layouts.py; firm-registration files, too large
+to hold in memory, are read and inserted block by block (warehouse/enterprises.py).
 """
 from __future__ import annotations
 
@@ -16,15 +17,15 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from warehouse.archive import ArchiveMismatch, archive_file
 from warehouse.deliveries import WITHDRAWAL, DeliveryConfig, ManifestRow, plan_landing
+from warehouse.enterprises import read_enterprises, sniff_encoding
 from warehouse.faults import crash_point
 from warehouse.landing import landing_rejects, manifest_hashes
 from warehouse.layouts import LayoutError, check_numbers, is_footnote, parse_city_table
 from warehouse.names import CityResolver, city_key, resolver_with
-from warehouse.readers import UnreadableFile, decode, read_rows
+from warehouse.readers import UnreadableFile, read_rows
 
 SOURCES = ("city_yearbook", "national", "patents", "enterprises", "historical", "digital_finance")
 YEAR_IN_NAME = re.compile(r"(?<!\d)(19|20)\d{2}(?!\d)")
@@ -143,58 +144,6 @@ def parse_national(rows: list[list[str]], file_name: str, year: int | None) -> p
     return pd.DataFrame.from_records(records, columns=["year", "source_row", "indicator_text", "value_text"])
 
 
-# ---------------------------------------------------------------- enterprises (firm-level, large)
-
-ENTERPRISE_COLUMNS = {
-    "firm_id": {"企业id", "企业编号", "firmid", "firm_id"},
-    "city_name_text": {"所在城市", "城市", "city"},
-    "registration_date_text": {"成立日期", "注册日期", "registrationdate", "registration_date"},
-    "industry_code_text": {"行业代码", "国民经济行业代码", "industrycode", "industry_code"},
-    "registered_capital_text": {"注册资本(万元)", "注册资本", "registeredcapital", "registered_capital"},
-}
-
-
-def parse_enterprises(path: Path, file_name: str, year: int | None, resolver: CityResolver) -> pa.Table:
-    if year is None:
-        raise LoadError(f"{file_name}: no year in the file name")
-    raw = path.read_bytes()
-    _, encoding = decode(raw[:1 << 16].rsplit(b"\n", 1)[0], file_name)
-    table = pacsv.read_csv(
-        pa.py_buffer(raw),
-        read_options=pacsv.ReadOptions(encoding="utf8" if encoding == "utf-8-sig" else "gb18030"),
-        convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=False,
-                                             auto_dict_encode=False, check_utf8=True),
-    )
-    table = table.cast(pa.schema([(n, pa.string()) for n in table.column_names]))
-    header_keys = {city_key(n): n for n in table.column_names}
-    columns = {}
-    for target, accepted in ENTERPRISE_COLUMNS.items():
-        found = next((header_keys[k] for k in header_keys if k in accepted), None)
-        if found is None:
-            raise LoadError(f"{file_name} row 1: missing column for {target} (one of {sorted(accepted)})")
-        columns[target] = table[found]
-    names = pa.compute.unique(columns["city_name_text"]).to_pylist()
-    keys = {}
-    for name in names:
-        result = resolver.resolve(name, year)
-        if result.error:
-            rows = pa.compute.indices_nonzero(pa.compute.equal(columns["city_name_text"], name))
-            first_row = rows[0].as_py() + 2  # +1 for the header, +1 for 1-based
-            raise LoadError(f"{file_name} row {first_row}, column 'city': {result.error}")
-        keys[name] = city_key(name)
-    n = table.num_rows
-    return pa.table({
-        "year": pa.array([year] * n, pa.int32()),
-        "source_row": pa.array(range(2, n + 2), pa.int32()),
-        "firm_id": columns["firm_id"],
-        "city_name_text": columns["city_name_text"],
-        "city_key": pa.array([keys[v] for v in columns["city_name_text"].to_pylist()], pa.string()),
-        "registration_date_text": columns["registration_date_text"],
-        "industry_code_text": columns["industry_code_text"],
-        "registered_capital_text": columns["registered_capital_text"],
-    })
-
-
 # ---------------------------------------------------------------- the load loop
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, frame, load_id: str, file_name: str,
@@ -207,6 +156,17 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame, load_id: str, fil
         [load_id, file_name],
     )
     con.unregister("incoming")
+
+
+def _insert_batch(con: duckdb.DuckDBPyConnection, enterprise_batch: pa.Table, load_id: str, file_name: str) -> None:
+    """Insert one batch of firm registrations. Read through DuckDB's scan of the Python variable,
+    not con.register: a view registered and dropped inside the file's transaction keeps its table
+    alive until the commit, which would hold every batch of the file in memory."""
+    con.execute(
+        "insert into raw.enterprise_registrations by name "
+        "select ? as load_id, ? as file_name, * from enterprise_batch",
+        [load_id, file_name],
+    )
 
 
 def ingest_landing(con: duckdb.DuckDBPyConnection, landing: Path, archive_dir: Path,
@@ -326,9 +286,11 @@ def _load_file(con, item, file_name: str, archive_dir: Path, load_id: str, resol
             record.add_note(f"{file_name}: its archived copy was damaged and has been replaced from the delivery")
         con.execute("begin transaction")
         if source == "enterprises":
-            table = parse_enterprises(archived, file_name, year, resolver)
-            _insert(con, "enterprise_registrations", table, load_id, file_name)
-            record.rows, record.years = table.num_rows, [year]
+            encoding = sniff_encoding(archived, file_name)
+            for batch in read_enterprises(archived, file_name, year, resolver, encoding):
+                _insert_batch(con, batch, load_id, file_name)
+                record.rows += batch.num_rows
+            record.years = [year]
         else:
             rows, encoding = read_rows(archived, file_name)
             if source == "national":

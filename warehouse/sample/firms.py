@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from warehouse.sample.cities import CityTable
 from warehouse.sample.dgp import POLICY_EFFECTS, Latent
@@ -12,6 +15,7 @@ from warehouse.sample.dgp import POLICY_EFFECTS, Latent
 BASE_REGISTRATIONS = 105_000
 REGISTRATION_GROWTH = 0.075
 HEADER = "企业ID,所在城市,成立日期,行业代码,注册资本(万元)"
+CHUNK_ROWS = 1_000_000  # records formatted and written at a time
 
 # GB/T 4754-2017 classes.  Digital = section I, divisions 63 (telecom, broadcast and
 # satellite transmission), 64 (internet and related services), 65 (software and IT services).
@@ -77,20 +81,23 @@ def counts(cities: CityTable, latent: Latent, rng: np.random.Generator, firm_sca
     )
 
 
-def registrations_csv(
-    cities: CityTable, year: int, digital: np.ndarray, other: np.ndarray, rng: np.random.Generator
-) -> str:
-    """One year's firm records as CSV text (header included), sorted by date then firm id."""
+def write_registrations(
+    path: Path, cities: CityTable, year: int, digital: np.ndarray, other: np.ndarray, rng: np.random.Generator,
+    chunk_rows: int = CHUNK_ROWS,
+) -> int:
+    """Write one year's firm records as CSV (header included), sorted by date then firm id; the
+    number of records. The draws are made for the whole year (the order of the file depends on
+    all of them); the text is formatted and written ``chunk_rows`` records at a time, so a file of
+    gigabytes is never built in memory."""
     n_d, n_o = int(digital.sum()), int(other.sum())
     city = np.concatenate([np.repeat(np.arange(cities.n), digital), np.repeat(np.arange(cities.n), other)])
-    d_codes = np.array([c for c, _ in DIGITAL_CLASSES])
     d_w = np.array([w for _, w in DIGITAL_CLASSES])
-    o_codes = np.array([c for c, _ in OTHER_CLASSES])
     o_w = np.array([w for _, w in OTHER_CLASSES])
+    # Indices into DIGITAL_CLASSES + OTHER_CLASSES: 2 bytes a record instead of a 5-character string.
     industry = np.concatenate([
-        d_codes[rng.choice(len(d_codes), n_d, p=d_w / d_w.sum())],
-        o_codes[rng.choice(len(o_codes), n_o, p=o_w / o_w.sum())],
-    ])  # fmt: skip
+        rng.choice(len(d_w), n_d, p=d_w / d_w.sum()),
+        len(d_w) + rng.choice(len(o_w), n_o, p=o_w / o_w.sum()),
+    ]).astype(np.int16)  # fmt: skip
     capital = np.concatenate([rng.lognormal(np.log(100.0), 1.3, n_d), rng.lognormal(np.log(80.0), 1.4, n_o)])
     capital = np.maximum(np.round(capital, 2), 0.01)
 
@@ -102,20 +109,51 @@ def registrations_csv(
 
     # Per-city serial numbers in date order make ids unique and look like registry ids.
     order = np.lexsort((tiebreak, day, city))
+    del tiebreak
     city, day, industry, capital = city[order], day[order], industry[order], capital[order]
+    del order
     starts = np.flatnonzero(np.r_[True, city[1:] != city[:-1]])
     serial = np.arange(len(city)) - np.repeat(starts, np.diff(np.r_[starts, len(city)])) + 1
     final = np.lexsort((serial, city, day))
 
-    prefix = [f"91{code}{year % 100:02d}" for code in cities.code]
-    dates = [str(d) for d in days]
-    names = list(cities.name_zh)
-    lines = [HEADER]
-    lines.extend(
-        f"{prefix[c]}{s:07d}0,{names[c]},{dates[d]},{ind},{cap:.2f}"
-        for c, s, d, ind, cap in zip(
-            city[final].tolist(), serial[final].tolist(), day[final].tolist(),
-            industry[final].tolist(), capital[final].tolist(),
-        )
-    )  # fmt: skip
-    return "\n".join(lines) + "\n"
+    text = _RecordText(cities, year, days)
+    with open(path, "wb") as fh:
+        fh.write((HEADER + "\n").encode("utf-8"))
+        for start in range(0, len(final), chunk_rows):
+            rows = final[start:start + chunk_rows]
+            fh.write(text.lines(city[rows], serial[rows], day[rows], industry[rows], capital[rows]))
+    return len(final)
+
+
+class _RecordText:
+    """The CSV lines of records, formatted column-wise by pyarrow (the same text as
+    f"{prefix}{serial:07d}0,{name},{date},{code},{capital:.2f}" per record)."""
+
+    def __init__(self, cities: CityTable, year: int, days: np.ndarray):
+        self.prefix = pa.array([f"91{code}{year % 100:02d}" for code in cities.code], pa.string())
+        self.names = pa.array(list(cities.name_zh), pa.string())
+        self.dates = pa.array([str(d) for d in days], pa.string())
+        self.codes = pa.array([c for c, _ in DIGITAL_CLASSES + OTHER_CLASSES], pa.string())
+
+    def lines(self, city, serial, day, industry, capital) -> pa.Buffer:
+        # capital is already rounded to cents: its :.2f text is the whole cents, exactly.
+        cents = np.rint(capital * 100).astype(np.int64)
+        firm_id = pc.binary_join_element_wise(
+            pc.take(self.prefix, city), _zero_padded(serial, 7), "0", "")
+        capital_text = pc.binary_join_element_wise(
+            _text(cents // 100), _zero_padded(cents % 100, 2), ".")
+        line = pc.binary_join_element_wise(
+            firm_id, pc.take(self.names, city), pc.take(self.dates, day), pc.take(self.codes, industry),
+            capital_text, ",")
+        line = pc.binary_join_element_wise(line, "\n", "")
+        offsets = np.frombuffer(line.buffers()[1], dtype=np.int32)[line.offset:line.offset + len(line) + 1]
+        return line.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+
+
+def _text(values: np.ndarray) -> pa.Array:
+    return pc.cast(pa.array(values), pa.string())
+
+
+def _zero_padded(values: np.ndarray, width: int) -> pa.Array:
+    # like :0{width}d: longer numbers are not cut
+    return pc.utf8_lpad(_text(values), width=width, padding="0")

@@ -108,9 +108,8 @@ def write_sample(
         written.append(writers.write_national(out_dir / "national", y))
         names = writers.patent_city_names(c, y, s.rngs["patent_names"])
         written.append(writers.write_patents(out_dir / "patents", c, y, values, lat.published[:, t], names))
-        text = firms.registrations_csv(c, y, s.firms.digital[:, t], s.firms.other[:, t], s.rngs["firm_records"])
         path = out_dir / "enterprises" / f"registrations_{y}.csv"
-        path.write_bytes(text.encode("utf-8"))
+        firms.write_registrations(path, c, y, s.firms.digital[:, t], s.firms.other[:, t], s.rngs["firm_records"])
         written.append(path)
     written += writers.write_historical(out_dir / "historical", c, lat.phones1984, lat.core2014)
     written.append(writers.write_digital_finance(out_dir / "digital_finance", c, s.years,
