@@ -29,6 +29,9 @@ def add_arguments(parser) -> None:
                         help="states of the staggered panel (x 11 years)")
     parser.add_argument("--growth-staggered-draws", type=int, default=250)
     parser.add_argument("--growth-repeats", type=int, default=3)
+    parser.add_argument("--growth-reuse", action="store_true",
+                        help="keep the stored TWFE and placebo series (their own dates stay in the result); "
+                             "take the firm_scale series again and refit")
 
 
 def twfe_series(workdir: Path, sizes: list[int], repeats: int) -> dict:
@@ -132,10 +135,17 @@ SERIES_TITLES = {"twfe": "TWFE, CRV1 (rows)", "placebo_draws": "Placebo, sample 
 def run(workdir: Path, args) -> dict:
     out = stamp(NAME, args, ("--growth-twfe-rows", "--growth-placebo-draws", "--growth-staggered-states",
                              "--growth-staggered-draws", "--growth-repeats"))
-    series = {"twfe": twfe_series(workdir, args.growth_twfe_rows, args.growth_repeats),
-              "placebo_draws": placebo_series(workdir, args.growth_placebo_draws, args.growth_repeats),
-              "placebo_rows": staggered_series(args.growth_staggered_states, args.growth_staggered_draws,
-                                               args.growth_repeats)}
+    stored = RESULTS / f"{NAME}.json"
+    if args.growth_reuse and stored.exists():
+        before = json.loads(stored.read_text(encoding="utf-8"))
+        series = {k: v for k, v in before["series"].items() if k in ("twfe", "placebo_draws", "placebo_rows")}
+        out = {**out, "date": before["date"], "commit": before.get("commit"), "command": before["command"],
+               "reused_on": out["date"]}
+    else:
+        series = {"twfe": twfe_series(workdir, args.growth_twfe_rows, args.growth_repeats),
+                  "placebo_draws": placebo_series(workdir, args.growth_placebo_draws, args.growth_repeats),
+                  "placebo_rows": staggered_series(args.growth_staggered_states, args.growth_staggered_draws,
+                                                   args.growth_repeats)}
     firm = firm_scale_series()
     if firm:
         series.update(firm["series"])
