@@ -14,11 +14,10 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from flows.temporary_server import api_healthy
 from flows.watch import LandingWatcher
 from warehouse.deliveries import in_force_hashes
 from warehouse.landing import CACHE_FILE
@@ -29,25 +28,17 @@ DEPLOYMENT = "landing-refresh"
 log = logging.getLogger("cityres.serve")
 
 
-def _healthy(api_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @contextmanager
 def prefect_server(home: Home, settings: ServeSettings, startup_timeout: float = 120.0):
     """Yield the API URL of a Prefect server: the user's (PREFECT_API_URL) or one we start."""
     existing = os.environ.get("PREFECT_API_URL")
     if existing:
-        if not _healthy(existing):
+        if not api_healthy(existing):
             raise RuntimeError(f"PREFECT_API_URL={existing} does not answer")
         yield existing
         return
     api_url = f"http://{settings.host}:{settings.port}/api"
-    if _healthy(api_url):
+    if api_healthy(api_url):
         raise RuntimeError(f"something already answers on {api_url}; set PREFECT_API_URL to use it")
     env = dict(os.environ, PREFECT_HOME=str(home.root / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
                PREFECT_UI_ENABLED="false")
@@ -59,7 +50,7 @@ def prefect_server(home: Home, settings: ServeSettings, startup_timeout: float =
     )
     try:
         deadline = time.monotonic() + startup_timeout
-        while not _healthy(api_url):
+        while not api_healthy(api_url):
             if server.poll() is not None:
                 raise RuntimeError(f"the Prefect server exited (see {home.root / 'prefect-server.log'})")
             if time.monotonic() > deadline:

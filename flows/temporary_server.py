@@ -28,7 +28,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _healthy(api_url: str) -> bool:
+def api_healthy(api_url: str) -> bool:
+    """Does a Prefect API answer its health check at ``api_url``?"""
     try:
         with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
             return response.status == 200
@@ -59,7 +60,7 @@ class TemporaryServer:
         """The API URL once the server answers; a clear error if it never does."""
         timeout = float(os.environ.get(STARTUP_TIMEOUT_ENV) or 90)
         deadline = time.monotonic() + timeout
-        while not _healthy(self.api_url):
+        while not api_healthy(self.api_url):
             assert self.process is not None
             if self.process.poll() is not None:
                 if self.attempts < ATTEMPTS:

@@ -141,12 +141,11 @@ class PlaceboResult:
         )
 
 
-def _check_spec(fml, treatment: str, unit: str, time: str) -> list[str]:
+def _check_spec(fml, treatment: str, unit: str, time: str) -> None:
     if treatment not in fml.x:
         raise ValueError(f"the treatment {treatment!r} must be a regressor of the formula")
     if unit not in fml.fe or set(fml.fe) - {unit, time}:
         raise ValueError(f"the fixed effects must be {unit!r} and optionally {time!r}")
-    return [t for t in fml.rhs if t != treatment]
 
 
 def _same_cohorts(A: np.ndarray) -> bool:

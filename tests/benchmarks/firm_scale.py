@@ -28,12 +28,13 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tests.benchmarks.common import median
 
 NAME = "firm_scale"
 TITLE = "Firm registrations at scale: generate, ingest, aggregate"
@@ -194,8 +195,18 @@ def _dbt_model_seconds(work: Path) -> float:
     return next(r["execution_time"] for r in results["results"] if r["unique_id"].endswith(f".{MODEL}"))
 
 
-def _median(runs: list[float]) -> float:
-    return statistics.median(runs)
+def _run_figures(runs: list[dict], rows: int, digits: int) -> dict:
+    """The figures a step reports from its timed runs: each run, the median, rows/s, memory, CPU, load."""
+    seconds = median([r["seconds"] for r in runs])
+    return {
+        "runs": [round(r["seconds"], digits) for r in runs],
+        "median_seconds": round(seconds, digits),
+        "rows_per_second": round(rows / seconds),
+        "peak_rss_runs": [r["peak_rss"] for r in runs],
+        "peak_rss": max(r["peak_rss"] for r in runs),
+        "cpu_seconds_runs": [round(r["cpu_seconds"], digits) for r in runs],
+        "load_before_runs": [round(r["load_before"], 1) for r in runs],
+    }
 
 
 def bench_size(target_rows: int, per_unit: int, workdir: Path, repeats: int) -> dict:
@@ -244,9 +255,7 @@ def bench_size(target_rows: int, per_unit: int, workdir: Path, repeats: int) -> 
                                          f"counts, e.g. {sorted(missing)[:3]}")
                 runs.append(run)
 
-        agg = _median([r["seconds"] for r in model_runs])
-        old = _median([r["seconds"] for r in old_runs])
-        ing = _median([r["seconds"] for r in ingests])
+        old = median([r["seconds"] for r in old_runs])
         return {
             "target_rows": target_rows,
             "firm_scale": round(firm_scale, 4),
@@ -255,13 +264,7 @@ def bench_size(target_rows: int, per_unit: int, workdir: Path, repeats: int) -> 
             "checked": "raw rows = generator records; model = generator counts (all, digital) per city-year",
             "generate": {"seconds": round(gen["seconds"], 2), "peak_rss": gen["peak_rss"]},
             "ingest": {
-                "runs": [round(r["seconds"], 2) for r in ingests],
-                "median_seconds": round(ing, 2),
-                "rows_per_second": round(rows / ing),
-                "peak_rss_runs": [r["peak_rss"] for r in ingests],
-                "peak_rss": max(r["peak_rss"] for r in ingests),
-                "cpu_seconds_runs": [round(r["cpu_seconds"], 2) for r in ingests],
-                "load_before_runs": [round(r["load_before"], 1) for r in ingests],
+                **_run_figures(ingests, rows, 2),
                 "duckdb_threads": ingests[0]["threads"],
                 "duckdb_buffer_pool_at_end": max(r["duckdb_memory"] for r in ingests),
                 "arrow_pool_peak": max(r["arrow_pool_peak"] for r in ingests),
@@ -270,14 +273,8 @@ def bench_size(target_rows: int, per_unit: int, workdir: Path, repeats: int) -> 
             },
             "aggregation": {
                 "how": f"compiled SQL of {MODEL} as create temp table, fresh process per run",
-                "runs": [round(r["seconds"], 3) for r in model_runs],
-                "median_seconds": round(agg, 3),
-                "rows_per_second": round(rows / agg),
-                "peak_rss_runs": [r["peak_rss"] for r in model_runs],
-                "peak_rss": max(r["peak_rss"] for r in model_runs),
-                "cpu_seconds_runs": [round(r["cpu_seconds"], 3) for r in model_runs],
-                "cpu_rows_per_second_per_core": round(rows / _median([r["cpu_seconds"] for r in model_runs])),
-                "load_before_runs": [round(r["load_before"], 1) for r in model_runs],
+                **_run_figures(model_runs, rows, 3),
+                "cpu_rows_per_second_per_core": round(rows / median([r["cpu_seconds"] for r in model_runs])),
                 "dbt_run_model_seconds": round(dbt_model_seconds, 3),
                 "row_by_row_runs": [round(r["seconds"], 3) for r in old_runs],
                 "row_by_row_median_seconds": round(old, 3),
