@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from warehouse.paths import Home
@@ -124,25 +125,35 @@ def dbt_build(ws: Workspace, vintage: str):
                    vars_={**load_dbt_vars(ws.home), "vintage": vintage}, parse_cache=ws.work / PARSE_STATE)
 
 
-def validate(ws: Workspace, vintage: str, dbt_succeeded: bool):
-    """Raw suite on this load's rows, marts suite on what dbt rebuilt, drift against the published
-    vintage; results into the candidate and beside the report, Data Docs under reports/<vintage>/gx."""
-    from expectations.audit import audit, rebuilt_models
-    from expectations.config import GX_DOCS_KEEP
-    from expectations.results import persist_validation, write_validation_json
-    from expectations.runner import prune_docs
+def start_audit(ws: Workspace, vintage: str, dbt_succeeded: bool, worker=None):
+    """Begin the raw suite on this load's rows, the marts suite on what dbt rebuilt and the drift
+    against the published vintage, on the candidate opened read-only: in ``worker`` (an
+    expectations.worker.AuditWorker) while the flow goes on, or here and now without one."""
+    from expectations.audit import rebuilt_models
+    from expectations.worker import audit_here
     from warehouse.faults import crash_point
 
     crash_point("validate")
-    folder = ws.home.reports / vintage
-    published = ws.home.warehouse_db if ws.home.warehouse_db.exists() else None
-    rebuilt = None if dbt_succeeded else rebuilt_models(ws.work / vintage / "target")
-    outcome = audit(ws.candidate, vintage, load_id=vintage, rebuilt=rebuilt, previous=published,
-                    docs_dir=folder / "gx")
+    kwargs = dict(load_id=vintage, rebuilt=None if dbt_succeeded else rebuilt_models(ws.work / vintage / "target"),
+                  previous=ws.home.warehouse_db if ws.home.warehouse_db.exists() else None,
+                  docs_dir=ws.home.reports / vintage / "gx")
+    if worker is None:
+        return audit_here(ws.candidate, vintage, **kwargs)
+    return worker.submit(ws.candidate, vintage, **kwargs)
+
+
+def record_audit(ws: Workspace, vintage: str, pending):
+    """The audit's outcome once it is done: into the candidate and beside the report (Data Docs
+    under reports/<vintage>/gx); also the seconds the audit itself took."""
+    from expectations.config import GX_DOCS_KEEP
+    from expectations.results import persist_validation, write_validation_json
+    from expectations.runner import prune_docs
+
+    outcome, seconds = pending.result()
     persist_validation(ws.candidate, vintage, outcome)
-    write_validation_json(folder / "validation.json", vintage, outcome)
+    write_validation_json(ws.home.reports / vintage / "validation.json", vintage, outcome)
     prune_docs(ws.home.reports, GX_DOCS_KEEP)
-    return outcome
+    return outcome, seconds
 
 
 def load_facts(ws: Workspace, vintage: str, marts_built: bool) -> dict:
@@ -162,15 +173,25 @@ def _optional_studies(ws: Workspace) -> tuple[str, ...] | None:
     return load_refresh_settings(ws.home).studies
 
 
-def estimate(ws: Workspace, vintage: str, synthetic: bool):
-    """The studies' program on the candidate, so a vintage is published with its results."""
-    from estimation.studies.program import run_program
+def estimate(ws: Workspace, vintage: str, synthetic: bool) -> dict:
+    """The studies' program on the candidate, read-only (it may run while the audit reads it):
+    the results by study, written by `persist_estimates` once the vintage may be published."""
+    from estimation.studies.program import run_study, selected_studies
+    from warehouse.connections import connect_read_only
     from warehouse.faults import crash_point
-    from warehouse.publish import connect_for_write
 
     crash_point("estimate")
+    with connect_read_only(ws.candidate) as con:
+        return {name: run_study(con, name) for name in selected_studies(_optional_studies(ws))}
+
+
+def persist_estimates(ws: Workspace, vintage: str, synthetic: bool, results: dict):
+    """Write the program's results with the vintage, so it is published with them."""
+    from estimation.studies.program import persist_program
+    from warehouse.publish import connect_for_write
+
     with connect_for_write(ws.candidate) as con:
-        return run_program(con, vintage, synthetic, _optional_studies(ws))
+        return persist_program(con, results, vintage, synthetic)
 
 
 def record_provenance(ws: Workspace, vintage: str, ground_truth: dict | None) -> None:
@@ -214,30 +235,27 @@ class Steps:
     prepare: Callable
     ingest: Callable
     dbt_build: Callable
-    validate: Callable
+    start_audit: Callable
+    record_audit: Callable
     load_facts: Callable
     estimate: Callable
+    persist_estimates: Callable
     record_provenance: Callable
     publish: Callable
     report: Callable
     record_refusal: Callable
 
 
-PLAIN_STEPS = Steps(nothing_new, prepare, ingest, dbt_build, validate, load_facts, estimate, record_provenance,
-                    publish, report, record_refusal)
+PLAIN_STEPS = Steps(nothing_new, prepare, ingest, dbt_build, start_audit, record_audit, load_facts, estimate,
+                    persist_estimates, record_provenance, publish, report, record_refusal)
 
-nothing_new_task = task(name="check landing for new files")(nothing_new)
-prepare_task = task(name="prepare candidate warehouse")(prepare)
-ingest_task = task(name="ingest landing files")(ingest)
-dbt_build_task = task(name="dbt build", retries=2, retry_delay_seconds=[2, 10])(dbt_build)
-validate_task = task(name="validate (raw and marts suites)")(validate)
-facts_task = task(name="collect load facts")(load_facts)
+
 def estimate_one(candidate: Path, name: str):
     from estimation.studies.program import run_study
-    from warehouse.publish import connect_for_write
+    from warehouse.connections import connect_read_only
 
-    # Same path and configuration: DuckDB shares one database instance between the threads.
-    with connect_for_write(candidate) as con:
+    # Same path and configuration: DuckDB shares one read-only database instance between the threads.
+    with connect_read_only(candidate) as con:
         return run_study(con, name)
 
 
@@ -245,30 +263,44 @@ study_task = task(name="estimate", task_run_name="estimate: {name}")(estimate_on
 
 
 @flow(name="estimation", task_runner=ThreadPoolTaskRunner(max_workers=4))
-def estimation_subflow(ws: Workspace, vintage: str, synthetic: bool):
-    """The studies' program with the independent studies running concurrently."""
-    from estimation.studies.program import persist_program, selected_studies
+def estimation_subflow(ws: Workspace, vintage: str, synthetic: bool) -> dict:
+    """The studies' program with the independent studies running concurrently (read-only)."""
+    from estimation.studies.program import selected_studies
     from warehouse.faults import crash_point
-    from warehouse.publish import connect_for_write
 
     crash_point("estimate")
     futures = {name: study_task.submit(ws.candidate, name) for name in selected_studies(_optional_studies(ws))}
-    results = {name: future.result() for name, future in futures.items()}
-    with connect_for_write(ws.candidate) as con:
-        return persist_program(con, results, vintage, synthetic)
-provenance_task = task(name="record provenance")(record_provenance)
-publish_task = task(name="publish")(publish)
-report_task = task(name="write report")(report)
-refusal_task = task(name="record the refused attempt")(record_refusal)
-TASK_STEPS = Steps(nothing_new_task, prepare_task, ingest_task, dbt_build_task, validate_task, facts_task,
-                   estimation_subflow, provenance_task, publish_task, report_task, refusal_task)
+    return {name: future.result() for name, future in futures.items()}
+
+
+# The audit worker is a process handle: nothing Prefect could hash into a cache key.
+TASK_STEPS = Steps(
+    nothing_new=task(name="check landing for new files")(nothing_new),
+    prepare=task(name="prepare candidate warehouse")(prepare),
+    ingest=task(name="ingest landing files")(ingest),
+    dbt_build=task(name="dbt build", retries=2, retry_delay_seconds=[2, 10])(dbt_build),
+    start_audit=task(name="validate: start the raw and marts suites", cache_policy=NO_CACHE)(start_audit),
+    record_audit=task(name="validate: record the suites' outcome", cache_policy=NO_CACHE)(record_audit),
+    load_facts=task(name="collect load facts")(load_facts),
+    estimate=estimation_subflow,
+    persist_estimates=task(name="persist estimates", cache_policy=NO_CACHE)(persist_estimates),
+    record_provenance=task(name="record provenance")(record_provenance),
+    publish=task(name="publish")(publish),
+    report=task(name="write report")(report),
+    record_refusal=task(name="record the refused attempt")(record_refusal),
+)
 
 
 # ---------------------------------------------------------------- the pipeline
 
 def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = False, retry_failed: bool = False,
-                 logger: logging.Logger | logging.LoggerAdapter | None = None) -> RefreshSummary:
-    """Build a candidate from the landing files, audit it, and publish it unless `dry_run`."""
+                 logger: logging.Logger | logging.LoggerAdapter | None = None, auditor=None) -> RefreshSummary:
+    """Build a candidate from the landing files, audit it, and publish it unless `dry_run`.
+
+    ``auditor`` (an expectations.worker.AuditWorker): the audit runs there, and the studies run
+    meanwhile on the read-only candidate; their results are written only if the audit lets the
+    vintage be published. Without one the audit runs first and the studies only after it passed.
+    """
     from warehouse.provenance import read_ground_truth
 
     logger = logger or logging.getLogger("cityres.refresh")
@@ -281,7 +313,7 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
     def lap(step: str) -> None:
         nonlocal clock
         now = time.perf_counter()
-        summary.step_seconds[step] = round(now - clock, 2)
+        summary.step_seconds[step] = round(summary.step_seconds.get(step, 0.0) + now - clock, 2)
         clock = now
 
     if not dry_run and steps.nothing_new(ws, retry_failed):
@@ -323,18 +355,28 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
             summary.reasons.append("dbt build failed: " + ("; ".join(words[:5]) or dbt.log_tail[-2000:]))
         # The raw suite runs even when dbt failed (the staging views exist): the report then
         # names the offending file, row and column, not only the failed dbt test.
-        outcome = steps.validate(ws, vintage, dbt.success)
-        summary.record_validation(outcome)
+        pending = steps.start_audit(ws, vintage, dbt.success, auditor)
         lap("validate")
         summary.facts = steps.load_facts(ws, vintage, dbt.success)
         lap("facts")
+        results = None
+        if auditor is not None and not summary.reasons and not dry_run:
+            results = steps.estimate(ws, vintage, summary.synthetic)
+            lap("estimate")
+        outcome, audit_seconds = steps.record_audit(ws, vintage, pending)
+        summary.record_validation(outcome)
+        lap("validate")
+        summary.step_seconds["validate (the audit itself)"] = round(audit_seconds, 2)
         if not summary.reasons:
             if dry_run:
                 summary.status, index_db = "would publish", ws.candidate
             else:
-                estimation = steps.estimate(ws, vintage, summary.synthetic)
+                if results is None:
+                    results = steps.estimate(ws, vintage, summary.synthetic)
+                    lap("estimate")
+                estimation = steps.persist_estimates(ws, vintage, summary.synthetic, results)
                 steps.record_provenance(ws, vintage, ground_truth)
-                lap("estimate")
+                lap("persist estimates")
                 steps.publish(ws, outcome)
                 summary.status = "published"
                 lap("publish")
@@ -427,6 +469,7 @@ def refresh(home_dir: str | None = None, retry_failed: bool = False) -> dict:
     cityres.toml is checked before anything is touched; a published vintage whose report is
     missing gets it first.
     """
+    from expectations.worker import AuditWorker
     from warehouse.ingest import new_load_id
     from warehouse.lock import RefreshBusy, refresh_lock
     from warehouse.settings import load_refresh_settings
@@ -439,10 +482,10 @@ def refresh(home_dir: str | None = None, retry_failed: bool = False) -> dict:
     if summary is None:
         try:
             with refresh_lock(home.root, load_refresh_settings(home).lock_wait_seconds, "cityres refresh",
-                              on_wait=logger.warning):
+                              on_wait=logger.warning), AuditWorker() as auditor:
                 recovered = recover_report(home, logger)
                 summary = run_pipeline(Workspace.for_refresh(home), vintage, TASK_STEPS, retry_failed=retry_failed,
-                                       logger=logger)
+                                       logger=logger, auditor=auditor)
                 if recovered:
                     summary.reasons.append(f"the report of the published vintage was missing and has been written: "
                                            f"{recovered}")
