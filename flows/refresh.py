@@ -125,21 +125,21 @@ def dbt_build(ws: Workspace, vintage: str):
                    vars_={**load_dbt_vars(ws.home), "vintage": vintage}, parse_cache=ws.work / PARSE_STATE)
 
 
-def start_audit(ws: Workspace, vintage: str, dbt_succeeded: bool, worker=None):
+def start_audit(ws: Workspace, vintage: str, dbt_succeeded: bool, workers=None):
     """Begin the raw suite on this load's rows, the marts suite on what dbt rebuilt and the drift
-    against the published vintage, on the candidate opened read-only: in ``worker`` (an
-    expectations.worker.AuditWorker) while the flow goes on, or here and now without one."""
+    against the published vintage, on the candidate opened read-only: in one of ``workers``
+    (flows.workers.RefreshWorkers) while the flow goes on, or here and now without them."""
     from expectations.audit import rebuilt_models
-    from expectations.worker import audit_here
+    from flows.workers import run_here, timed_audit
     from warehouse.faults import crash_point
 
     crash_point("validate")
     kwargs = dict(load_id=vintage, rebuilt=None if dbt_succeeded else rebuilt_models(ws.work / vintage / "target"),
                   previous=ws.home.warehouse_db if ws.home.warehouse_db.exists() else None,
                   docs_dir=ws.home.reports / vintage / "gx")
-    if worker is None:
-        return audit_here(ws.candidate, vintage, **kwargs)
-    return worker.submit(ws.candidate, vintage, **kwargs)
+    if workers is None:
+        return run_here(timed_audit, ws.candidate, vintage, kwargs)
+    return workers.audit(ws.candidate, vintage, **kwargs)
 
 
 def record_audit(ws: Workspace, vintage: str, pending):
@@ -173,7 +173,7 @@ def _optional_studies(ws: Workspace) -> tuple[str, ...] | None:
     return load_refresh_settings(ws.home).studies
 
 
-def estimate(ws: Workspace, vintage: str, synthetic: bool) -> dict:
+def estimate(ws: Workspace, vintage: str, synthetic: bool, workers=None) -> dict:
     """The studies' program on the candidate, read-only (it may run while the audit reads it):
     the results by study, written by `persist_estimates` once the vintage may be published."""
     from estimation.studies.program import run_study, selected_studies
@@ -181,8 +181,12 @@ def estimate(ws: Workspace, vintage: str, synthetic: bool) -> dict:
     from warehouse.faults import crash_point
 
     crash_point("estimate")
+    names = order_by_cost(selected_studies(_optional_studies(ws)))
+    if workers is not None:
+        pending = {name: workers.study(ws.candidate, name) for name in names}
+        return {name: p.result() for name, p in pending.items()}
     with connect_read_only(ws.candidate) as con:
-        return {name: run_study(con, name) for name in selected_studies(_optional_studies(ws))}
+        return {name: run_study(con, name) for name in names}
 
 
 def persist_estimates(ws: Workspace, vintage: str, synthetic: bool, results: dict):
@@ -250,30 +254,42 @@ PLAIN_STEPS = Steps(nothing_new, prepare, ingest, dbt_build, start_audit, record
                     persist_estimates, record_provenance, publish, report, record_refusal)
 
 
-def estimate_one(candidate: Path, name: str):
-    from estimation.studies.program import run_study
-    from warehouse.connections import connect_read_only
+def estimate_one(candidate: Path, name: str, workers=None):
+    from flows.workers import study_on
 
-    # Same path and configuration: DuckDB shares one read-only database instance between the threads.
-    with connect_read_only(candidate) as con:
-        return run_study(con, name)
+    # In one of the refresh's worker processes when there are any; else in this thread (DuckDB
+    # shares one read-only database instance between the threads).
+    return study_on(candidate, name) if workers is None else workers.study(candidate, name).result()
 
 
-study_task = task(name="estimate", task_run_name="estimate: {name}")(estimate_one)
+# Worker processes are handles: nothing Prefect could hash into a cache key.
+study_task = task(name="estimate", task_run_name="estimate: {name}", cache_policy=NO_CACHE)(estimate_one)
+
+
+# The studies that take longest on the sample (seconds, one core): handed out first, so that the
+# last ones to start are short and the workers finish together (longest-processing-time first).
+SLOWEST_STUDIES = ("modern_did", "spec_curve", "nqp_resilience_tables", "nqp_table6", "nqp_table5",
+                   "heterogeneity", "table4_psm")
+
+
+def order_by_cost(names: list[str]) -> list[str]:
+    slow = [n for n in SLOWEST_STUDIES if n in names]
+    return slow + [n for n in names if n not in slow]
 
 
 @flow(name="estimation", task_runner=ThreadPoolTaskRunner(max_workers=4))
-def estimation_subflow(ws: Workspace, vintage: str, synthetic: bool) -> dict:
-    """The studies' program with the independent studies running concurrently (read-only)."""
+def estimation_subflow(ws: Workspace, vintage: str, synthetic: bool, workers: object = None) -> dict:
+    """The studies' program, each study a task, four at a time: in the refresh's worker
+    processes when there are any (longest first), else in this process's threads."""
     from estimation.studies.program import selected_studies
     from warehouse.faults import crash_point
 
     crash_point("estimate")
-    futures = {name: study_task.submit(ws.candidate, name) for name in selected_studies(_optional_studies(ws))}
+    futures = {name: study_task.submit(ws.candidate, name, workers)
+               for name in order_by_cost(selected_studies(_optional_studies(ws)))}
     return {name: future.result() for name, future in futures.items()}
 
 
-# The audit worker is a process handle: nothing Prefect could hash into a cache key.
 TASK_STEPS = Steps(
     nothing_new=task(name="check landing for new files")(nothing_new),
     prepare=task(name="prepare candidate warehouse")(prepare),
@@ -294,12 +310,12 @@ TASK_STEPS = Steps(
 # ---------------------------------------------------------------- the pipeline
 
 def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = False, retry_failed: bool = False,
-                 logger: logging.Logger | logging.LoggerAdapter | None = None, auditor=None) -> RefreshSummary:
+                 logger: logging.Logger | logging.LoggerAdapter | None = None, workers=None) -> RefreshSummary:
     """Build a candidate from the landing files, audit it, and publish it unless `dry_run`.
 
-    ``auditor`` (an expectations.worker.AuditWorker): the audit runs there, and the studies run
-    meanwhile on the read-only candidate; their results are written only if the audit lets the
-    vintage be published. Without one the audit runs first and the studies only after it passed.
+    ``workers`` (flows.workers.RefreshWorkers): the audit and the studies run there side by side
+    on the read-only candidate; the studies' results are written only if the audit lets the
+    vintage be published. Without them the audit runs first, the studies only after it passed.
     """
     from warehouse.provenance import read_ground_truth
 
@@ -355,13 +371,13 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
             summary.reasons.append("dbt build failed: " + ("; ".join(words[:5]) or dbt.log_tail[-2000:]))
         # The raw suite runs even when dbt failed (the staging views exist): the report then
         # names the offending file, row and column, not only the failed dbt test.
-        pending = steps.start_audit(ws, vintage, dbt.success, auditor)
+        pending = steps.start_audit(ws, vintage, dbt.success, workers)
         lap("validate")
         summary.facts = steps.load_facts(ws, vintage, dbt.success)
         lap("facts")
         results = None
-        if auditor is not None and not summary.reasons and not dry_run:
-            results = steps.estimate(ws, vintage, summary.synthetic)
+        if workers is not None and not summary.reasons and not dry_run:
+            results = steps.estimate(ws, vintage, summary.synthetic, workers)
             lap("estimate")
         outcome, audit_seconds = steps.record_audit(ws, vintage, pending)
         summary.record_validation(outcome)
@@ -469,7 +485,7 @@ def refresh(home_dir: str | None = None, retry_failed: bool = False) -> dict:
     cityres.toml is checked before anything is touched; a published vintage whose report is
     missing gets it first.
     """
-    from expectations.worker import AuditWorker
+    from flows.workers import RefreshWorkers
     from warehouse.ingest import new_load_id
     from warehouse.lock import RefreshBusy, refresh_lock
     from warehouse.settings import load_refresh_settings
@@ -482,10 +498,10 @@ def refresh(home_dir: str | None = None, retry_failed: bool = False) -> dict:
     if summary is None:
         try:
             with refresh_lock(home.root, load_refresh_settings(home).lock_wait_seconds, "cityres refresh",
-                              on_wait=logger.warning), AuditWorker() as auditor:
+                              on_wait=logger.warning), RefreshWorkers() as workers:
                 recovered = recover_report(home, logger)
                 summary = run_pipeline(Workspace.for_refresh(home), vintage, TASK_STEPS, retry_failed=retry_failed,
-                                       logger=logger, auditor=auditor)
+                                       logger=logger, workers=workers)
                 if recovered:
                     summary.reasons.append(f"the report of the published vintage was missing and has been written: "
                                            f"{recovered}")

@@ -56,7 +56,7 @@ def _published_once(tmp_path_factory, worker_id, name: str, adoption: str = "sin
     """A sample home refreshed and published once per session, shared by the xdist workers."""
     from wap_fixtures import FIRM_SCALE
 
-    from expectations.worker import AuditWorker
+    from flows.workers import RefreshWorkers
     from flows.refresh import PLAIN_STEPS, Workspace, run_pipeline
     from warehouse.ingest import new_load_id
     from warehouse.paths import Home
@@ -72,8 +72,8 @@ def _published_once(tmp_path_factory, worker_id, name: str, adoption: str = "sin
             if adoption != "single":
                 (home.root / "cityres.toml").write_text(f'[dbt_vars]\nadoption_dates = "{adoption}"\n')
             write_sample(home.landing, firm_scale=FIRM_SCALE, adoption=adoption)
-            with AuditWorker() as auditor:  # as a refresh runs it: the audit beside the studies
-                summary = run_pipeline(Workspace.for_refresh(home), new_load_id(), PLAIN_STEPS, auditor=auditor)
+            with RefreshWorkers() as workers:  # as a refresh runs them: the audit beside the studies
+                summary = run_pipeline(Workspace.for_refresh(home), new_load_id(), PLAIN_STEPS, workers=workers)
             assert summary.status == "published", summary.reasons
             done.touch()
     return Home(Path(target))

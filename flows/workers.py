@@ -1,0 +1,113 @@
+"""The processes that do a refresh's heavy Python work: the audit and the studies.
+
+A refresh's audit (Great Expectations: ~4 s to import, ~8 s to validate the sample) and its
+studies (~20 s) are Python that holds one core each; run in the flow's own process, threads or
+not, they would share that one core. `RefreshWorkers` starts worker processes (one per core, at
+most MAX_WORKERS) when the flow begins; they import GX and the estimation stack while files are
+ingested and dbt runs, then take the audit and the studies as they come. Each opens the candidate
+read-only, so none can change what another reads; the flow's process writes the validation
+results and the estimates once all are done (estimates only if the audit passed).
+
+Where no workers run (a dry run, `cityres validate`, the test suite's plain steps) or a worker
+died, the same functions run in the calling process: a result never depends on where it ran.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+MAX_WORKERS = 4
+
+
+def _prepare() -> None:
+    """Import what the audit and the studies need (each worker, when it starts)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations  # noqa: F401  (the slow one: ~4 s)
+
+    import estimation.studies.program  # noqa: F401
+    import expectations.audit  # noqa: F401
+
+
+def _started() -> int:
+    return os.getpid()
+
+
+def timed_audit(database: Path, run_id: str, kwargs: dict):
+    """(ValidationOutcome of expectations.audit.audit, the seconds it took)."""
+    from expectations.audit import audit
+
+    started = time.perf_counter()
+    outcome = audit(database, run_id, **kwargs)
+    return outcome, time.perf_counter() - started
+
+
+def study_on(candidate: Path, name: str):
+    """One study of the program on its own read-only connection to the candidate."""
+    from estimation.studies.program import run_study
+    from warehouse.connections import connect_read_only
+
+    with connect_read_only(candidate) as con:
+        return run_study(con, name)
+
+
+@dataclass
+class Pending:
+    """Work under way in a worker (or done here): `result()` waits for it."""
+
+    future: Future
+    fallback: Callable[[], Any] | None = None  # the same work, run here if the worker died
+
+    def result(self):
+        try:
+            return self.future.result()
+        except BrokenProcessPool:
+            if self.fallback is None:
+                raise
+            return self.fallback()
+
+
+def run_here(fn: Callable, *args) -> Pending:
+    """`fn(*args)` run now, in this process, as a finished Pending."""
+    future: Future = Future()
+    future.set_result(fn(*args))
+    return Pending(future)
+
+
+class RefreshWorkers:
+    """Spawned worker processes, started at once and prepared in the background."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        count = workers or max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+        # spawn, not fork: the flow's process has DuckDB, Prefect and thread pools a fork would copy mid-flight
+        self._pool = ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_prepare)
+        self.count = count
+        # one call per worker: the pool spawns a process for each call that finds no idle one
+        self.started: list[Future] = [self._pool.submit(_started) for _ in range(count)]
+
+    def submit(self, fn: Callable, *args) -> Pending:
+        try:
+            return Pending(self._pool.submit(fn, *args), fallback=lambda: fn(*args))
+        except (BrokenProcessPool, RuntimeError):
+            return run_here(fn, *args)
+
+    def audit(self, database: Path, run_id: str, **kwargs) -> Pending:
+        return self.submit(timed_audit, database, run_id, kwargs)
+
+    def study(self, candidate: Path, name: str) -> Pending:
+        return self.submit(study_on, candidate, name)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> "RefreshWorkers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,51 @@
+"""The refresh's worker processes (flows/workers.py) give exactly what the calling process gives,
+for the audit and for the studies, and a worker that died costs time, not the work."""
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import asdict
+
+from flows.workers import RefreshWorkers, run_here, study_on, timed_audit
+
+
+def _results(outcome) -> list[dict]:
+    return [asdict(r) for r in outcome.results]
+
+
+def test_the_audit_in_a_worker_equals_the_audit_here(published_sample):
+    db = published_sample.warehouse_db
+    here, _ = run_here(timed_audit, db, "here", {"load_id": None}).result()
+    with RefreshWorkers(workers=1) as workers:
+        pids = {f.result() for f in workers.started}
+        assert os.getpid() not in pids
+        there, seconds = workers.audit(db, "there", load_id=None).result()
+    assert seconds > 0
+    assert len(here.results) > 30
+    assert _results(there) == _results(here)
+    assert (there.notes, there.publishable) == (here.notes, here.publishable)
+
+
+def test_a_study_in_a_worker_equals_the_study_here(published_sample):
+    db = published_sample.warehouse_db
+    here = study_on(db, "baseline")
+    with RefreshWorkers(workers=2) as workers:
+        there = workers.study(db, "baseline").result()
+    # the same computation on the same file; DuckDB's parallel sums may only reorder the last bits
+    (specs_here, fits_here), (specs_there, fits_there) = here, there
+    assert [s.model_id for s in specs_there] == [s.model_id for s in specs_here]
+    assert len(fits_here) == 4
+    for a, b in zip(fits_here, fits_there):
+        assert list(b.coef.index) == list(a.coef.index) and b.nobs == a.nobs
+        assert (b.coef - a.coef).abs().max() <= 1e-12 * max(1.0, a.coef.abs().max())
+        assert ((b.se - a.se) / a.se).abs().max() <= 1e-10
+
+
+def test_a_worker_that_died_falls_back_to_the_calling_process(published_sample):
+    db = published_sample.warehouse_db
+    expected, _ = run_here(timed_audit, db, "here", {"load_id": None}).result()
+    with RefreshWorkers(workers=1) as workers:
+        (pid,) = {f.result() for f in workers.started}
+        os.kill(pid, signal.SIGKILL)  # e.g. the OOM killer
+        outcome, _ = workers.audit(db, "after", load_id=None).result()
+    assert _results(outcome) == _results(expected)
