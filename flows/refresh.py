@@ -113,15 +113,30 @@ def ingest(ws: Workspace, vintage: str, retry_failed: bool = False):
                               cache_path=ws.home.root / CACHE_FILE if ws.landing == ws.home.landing else None)
 
 
-def dbt_build(ws: Workspace, vintage: str):
+# dbt's unit tests check the models' SQL on fixed fixtures, not the delivered data: the test
+# suite runs them (tests/test_dbt_models.py); a refresh runs the models and the data tests.
+DBT_BUILD = ["build", "--exclude-resource-type", "unit_test"]
+
+
+def prepare_dbt(ws: Workspace, vintage: str):
+    """A dbt process that imports dbt and parses the project while the files are ingested."""
+    from warehouse.dbt_runner import PARSE_STATE, PreparedDbt
+    from warehouse.settings import load_dbt_vars
+
+    return PreparedDbt(ws.candidate, ws.work / vintage, vars_={**load_dbt_vars(ws.home), "vintage": vintage},
+                       parse_cache=ws.work / PARSE_STATE)
+
+
+def dbt_build(ws: Workspace, vintage: str, prepared=None):
+    """`dbt build` on the candidate: in ``prepared`` (a PreparedDbt of this vintage) if given."""
     from warehouse.dbt_runner import PARSE_STATE, run_dbt
     from warehouse.faults import crash_point
     from warehouse.settings import load_dbt_vars
 
     crash_point("dbt")
-    # dbt's unit tests check the models' SQL on fixed fixtures, not the delivered data: the test
-    # suite runs them (tests/test_dbt_models.py); a refresh runs the models and the data tests.
-    return run_dbt(["build", "--exclude-resource-type", "unit_test"], ws.candidate, ws.work / vintage,
+    if prepared is not None:
+        return prepared.run(DBT_BUILD)
+    return run_dbt(DBT_BUILD, ws.candidate, ws.work / vintage,
                    vars_={**load_dbt_vars(ws.home), "vintage": vintage}, parse_cache=ws.work / PARSE_STATE)
 
 
@@ -294,7 +309,7 @@ TASK_STEPS = Steps(
     nothing_new=task(name="check landing for new files")(nothing_new),
     prepare=task(name="prepare candidate warehouse")(prepare),
     ingest=task(name="ingest landing files")(ingest),
-    dbt_build=task(name="dbt build", retries=2, retry_delay_seconds=[2, 10])(dbt_build),
+    dbt_build=task(name="dbt build", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)(dbt_build),
     start_audit=task(name="validate: start the raw and marts suites", cache_policy=NO_CACHE)(start_audit),
     record_audit=task(name="validate: record the suites' outcome", cache_policy=NO_CACHE)(record_audit),
     load_facts=task(name="collect load facts")(load_facts),
@@ -310,12 +325,14 @@ TASK_STEPS = Steps(
 # ---------------------------------------------------------------- the pipeline
 
 def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = False, retry_failed: bool = False,
-                 logger: logging.Logger | logging.LoggerAdapter | None = None, workers=None) -> RefreshSummary:
+                 logger: logging.Logger | logging.LoggerAdapter | None = None, workers=None,
+                 prepared_dbt=None) -> RefreshSummary:
     """Build a candidate from the landing files, audit it, and publish it unless `dry_run`.
 
     ``workers`` (flows.workers.RefreshWorkers): the audit and the studies run there side by side
     on the read-only candidate; the studies' results are written only if the audit lets the
     vintage be published. Without them the audit runs first, the studies only after it passed.
+    ``prepared_dbt`` (warehouse.dbt_runner.PreparedDbt of this vintage): runs the dbt build.
     """
     from warehouse.provenance import read_ground_truth
 
@@ -359,7 +376,9 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
             summary.status = "unchanged"
             summary.reasons.append("no new files in the landing folder")
     else:
-        dbt = steps.dbt_build(ws, vintage)
+        if workers is not None:
+            workers.start()  # they import GX and the studies' stack while dbt holds about one core
+        dbt = steps.dbt_build(ws, vintage, prepared_dbt) if prepared_dbt is not None else steps.dbt_build(ws, vintage)
         lap("dbt build")
         summary.dbt_failures, summary.dbt_warnings = dbt.failures, dbt.warnings
         if not dbt.success:
@@ -499,9 +518,14 @@ def refresh(home_dir: str | None = None, retry_failed: bool = False) -> dict:
         try:
             with refresh_lock(home.root, load_refresh_settings(home).lock_wait_seconds, "cityres refresh",
                               on_wait=logger.warning), RefreshWorkers() as workers:
-                recovered = recover_report(home, logger)
-                summary = run_pipeline(Workspace.for_refresh(home), vintage, TASK_STEPS, retry_failed=retry_failed,
-                                       logger=logger, workers=workers)
+                ws = Workspace.for_refresh(home)
+                prepared = prepare_dbt(ws, vintage)
+                try:
+                    recovered = recover_report(home, logger)
+                    summary = run_pipeline(ws, vintage, TASK_STEPS, retry_failed=retry_failed, logger=logger,
+                                           workers=workers, prepared_dbt=prepared)
+                finally:
+                    prepared.close()
                 if recovered:
                     summary.reasons.append(f"the report of the published vintage was missing and has been written: "
                                            f"{recovered}")

@@ -3,8 +3,8 @@
 A refresh's audit (Great Expectations: ~4 s to import, ~8 s to validate the sample) and its
 studies (~20 s) are Python that holds one core each; run in the flow's own process, threads or
 not, they would share that one core. `RefreshWorkers` starts worker processes (one per core, at
-most MAX_WORKERS) when the flow begins; they import GX and the estimation stack while files are
-ingested and dbt runs, then take the audit and the studies as they come. Each opens the candidate
+most MAX_WORKERS) when dbt begins; they import GX and the estimation stack while dbt runs (dbt's
+own process holds about one core), then take the audit and the studies as they come. Each opens the candidate
 read-only, so none can change what another reads; the flow's process writes the validation
 results and the estimates once all are done (estimates only if the audit passed).
 
@@ -22,12 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from warehouse.connections import THREADS_ENV
+
 MAX_WORKERS = 4
 
 
 def _prepare() -> None:
     """Import what the audit and the studies need (each worker, when it starts)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    # The workers already fill the cores with their own work (the sample's studies read a few
+    # thousand rows): DuckDB's own threads would only compete with the other workers.
+    os.environ.setdefault(THREADS_ENV, "1")
     import great_expectations  # noqa: F401  (the slow one: ~4 s)
 
     import estimation.studies.program  # noqa: F401
@@ -88,8 +93,14 @@ class RefreshWorkers:
         self._pool = ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_prepare)
         self.count = count
-        # one call per worker: the pool spawns a process for each call that finds no idle one
-        self.started: list[Future] = [self._pool.submit(_started) for _ in range(count)]
+        self.started: list[Future] = []
+
+    def start(self) -> "RefreshWorkers":
+        """Start every worker now (else each starts with its first piece of work)."""
+        if not self.started:
+            # one call per worker: the pool spawns a process for each call that finds no idle one
+            self.started = [self._pool.submit(_started) for _ in range(self.count)]
+        return self
 
     def submit(self, fn: Callable, *args) -> Pending:
         try:
@@ -104,7 +115,9 @@ class RefreshWorkers:
         return self.submit(study_on, candidate, name)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        # Not waiting: the workers' exit (a second or so of tearing down GX and pandas) overlaps
+        # the rest of the flow; the interpreter joins them before it exits.
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> "RefreshWorkers":
         return self

@@ -291,3 +291,47 @@ def test_a_build_from_the_saved_parse_writes_its_own_vintage(built):
         assert got == [vintage]
     log = (root / "dbt_vintages" / "second" / "logs" / "dbt.log").read_text(encoding="utf-8")
     assert "Unable to do partial parsing" not in log  # the second run started from the first's parse
+
+
+def test_a_prepared_dbt_process_builds_what_run_dbt_builds_and_reports_failures_alike(built):
+    """PreparedDbt (imported and parsed ahead of time, as a refresh starts it during ingest)
+    gives what a `dbt` subprocess gives: the same models, the same failures, the file freed."""
+    from warehouse.dbt_runner import PreparedDbt
+
+    root, database, _ = built
+    select = ["run", "--select", "int_city_year_spine", "policy_panel"]
+    a, b = root / "prepared_a.duckdb", root / "prepared_b.duckdb"
+    shutil.copy(database, a)
+    shutil.copy(database, b)
+    prepared = PreparedDbt(a, root / "dbt_prepared", vars_={"vintage": "test"})
+    ours = prepared.run(select)
+    theirs = run_dbt(select, b, root / "dbt_subprocess", vars_={"vintage": "test"})
+    assert ours.success and theirs.success, ours.log_tail
+    assert "Completed successfully" in ours.log_tail
+    sql = "select * from policy_panel order by all"
+    pd.testing.assert_frame_equal(frame(a, sql), frame(b, sql))
+    with connect_for_write(a):  # the prepared process has exited: the file is free for writing
+        pass
+    # used once: a second command runs as a plain subprocess
+    assert prepared.run(["run", "--select", "int_city_year_spine"]).success
+
+    # a failing model: the same failure in words either way
+    with connect_for_write(a) as con, connect_for_write(b) as con_b:
+        for c in (con, con_b):
+            c.execute("drop view if exists staging.stg_raw__city_cells")
+            c.execute("create schema if not exists raw; drop table if exists raw.city_cells")
+    failing = ["run", "--select", "stg_raw__city_cells+", "--exclude", "resource_type:test"]
+    ours = PreparedDbt(a, root / "dbt_prepared_fail", vars_={"vintage": "test"}).run(failing)
+    theirs = run_dbt(failing, b, root / "dbt_subprocess_fail", vars_={"vintage": "test"})
+    assert not ours.success and not theirs.success
+    assert [f["unique_id"] for f in ours.failures] == [f["unique_id"] for f in theirs.failures]
+    assert ours.failures
+
+
+def test_a_prepared_dbt_process_that_is_never_used_stops(tmp_path):
+    from warehouse.dbt_runner import PreparedDbt
+
+    prepared = PreparedDbt(tmp_path / "unused.duckdb", tmp_path / "dbt", vars_={"vintage": "test"})
+    process = prepared._process
+    prepared.close()
+    assert not process.is_alive()

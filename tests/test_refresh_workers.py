@@ -17,7 +17,7 @@ def test_the_audit_in_a_worker_equals_the_audit_here(published_sample):
     db = published_sample.warehouse_db
     here, _ = run_here(timed_audit, db, "here", {"load_id": None}).result()
     with RefreshWorkers(workers=1) as workers:
-        pids = {f.result() for f in workers.started}
+        pids = {f.result() for f in workers.start().started}
         assert os.getpid() not in pids
         there, seconds = workers.audit(db, "there", load_id=None).result()
     assert seconds > 0
@@ -45,7 +45,7 @@ def test_a_worker_that_died_falls_back_to_the_calling_process(published_sample):
     db = published_sample.warehouse_db
     expected, _ = run_here(timed_audit, db, "here", {"load_id": None}).result()
     with RefreshWorkers(workers=1) as workers:
-        (pid,) = {f.result() for f in workers.started}
+        (pid,) = {f.result() for f in workers.start().started}
         os.kill(pid, signal.SIGKILL)  # e.g. the OOM killer
         outcome, _ = workers.audit(db, "after", load_id=None).result()
     assert _results(outcome) == _results(expected)

@@ -1,7 +1,13 @@
-"""Run dbt as a subprocess against a given warehouse file (in-process dbt keeps DuckDB locks)."""
+"""Run dbt in a process of its own against a given warehouse file (in-process dbt keeps DuckDB locks).
+
+`run_dbt` starts `dbt` when asked. `PreparedDbt` starts a process early that imports dbt and
+parses the project (about 4 s) while the caller does other work (a refresh: its ingest), then
+runs the command it is given and exits; anything that goes wrong there falls back to `run_dbt`.
+"""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -65,27 +71,18 @@ def _keep_parse_state(cache: Path | None, target: Path) -> None:
     partial.replace(cache)
 
 
-def run_dbt(args: list[str], database: Path, work_dir: Path, vars_: dict | None = None,
-            parse_cache: Path | None = None) -> DbtResult:
-    """Run `dbt <args>` for the cityres project on `database`; parse run_results.json.
-
-    ``vars_["vintage"]`` reaches the models as the environment variable CITYRES_VINTAGE (macro
-    ``vintage()``), the other vars as ``--vars``. ``parse_cache``: a file that carries dbt's
-    partial parse from one run to the next (dbt checks it against the project and reparses what
-    changed).
-    """
-    work_dir.mkdir(parents=True, exist_ok=True)
+def _command_env(database: Path, work_dir: Path, vars_: dict | None) -> tuple[dict[str, str], list[str]]:
+    """The environment and the extra arguments (``--vars``) of a dbt command for `run_dbt`."""
     vars_ = dict(vars_ or {})
     env = dbt_env(database, work_dir)
     env.pop("CITYRES_VINTAGE", None)  # only the caller's vintage, never one left in the environment
     if "vintage" in vars_:
         env["CITYRES_VINTAGE"] = str(vars_.pop("vintage"))
-    command = [str(Path(sys.executable).with_name("dbt")), *args]
-    if vars_:
-        command += ["--vars", json.dumps(vars_, sort_keys=True)]
-    _restore_parse_state(parse_cache, work_dir / "target")
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, cwd=DBT_PROJECT_DIR)
-    _keep_parse_state(parse_cache, work_dir / "target")
+    return env, (["--vars", json.dumps(vars_, sort_keys=True)] if vars_ else [])
+
+
+def _result(args: list[str], work_dir: Path, returncode: int, output: str) -> DbtResult:
+    """What a dbt command did, from its exit status, run_results.json and its output."""
     results_file = work_dir / "target" / "run_results.json"
     failures, warnings, elapsed = [], [], 0.0
     if results_file.exists():
@@ -99,12 +96,107 @@ def run_dbt(args: list[str], database: Path, work_dir: Path, vars_: dict | None 
                 failures.append(entry)
             elif node["status"] == "warn":
                 warnings.append(entry)
-    output = (proc.stdout or "") + (proc.stderr or "")
     return DbtResult(
-        success=proc.returncode == 0 and not failures,
+        success=returncode == 0 and not failures,
         command=" ".join(["dbt", *args]),
         failures=failures,
         warnings=warnings,
         elapsed_s=elapsed,
         log_tail="\n".join(output.strip().splitlines()[-40:]),
     )
+
+
+def run_dbt(args: list[str], database: Path, work_dir: Path, vars_: dict | None = None,
+            parse_cache: Path | None = None) -> DbtResult:
+    """Run `dbt <args>` for the cityres project on `database`; parse run_results.json.
+
+    ``vars_["vintage"]`` reaches the models as the environment variable CITYRES_VINTAGE (macro
+    ``vintage()``), the other vars as ``--vars``. ``parse_cache``: a file that carries dbt's
+    partial parse from one run to the next (dbt checks it against the project and reparses what
+    changed).
+    """
+    work_dir.mkdir(parents=True, exist_ok=True)
+    env, extra = _command_env(database, work_dir, vars_)
+    command = [str(Path(sys.executable).with_name("dbt")), *args, *extra]
+    _restore_parse_state(parse_cache, work_dir / "target")
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, cwd=DBT_PROJECT_DIR)
+    _keep_parse_state(parse_cache, work_dir / "target")
+    return _result(args, work_dir, proc.returncode, (proc.stdout or "") + (proc.stderr or ""))
+
+
+# ---------------------------------------------------------------- a dbt process prepared ahead of time
+
+PREPARED_LOG = "prepared_dbt_output.log"
+
+
+def _prepared_main(conn, env: dict[str, str], extra: list[str], output: str) -> None:
+    """The prepared process: import dbt, parse, then run the one command it receives."""
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)  # dbt prints its log lines: into a file, as the subprocess's captured output
+    os.dup2(fd, 2)
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(DBT_PROJECT_DIR)
+    from dbt.cli.main import dbtRunner
+
+    parsed = dbtRunner().invoke(["parse", *extra])
+    conn.send(parsed.success)
+    args = conn.recv()
+    if args is None:
+        return
+    manifest = parsed.result if parsed.success else None  # a failed parse: the command parses again
+    conn.send(bool(dbtRunner(manifest=manifest).invoke([*args, *extra]).success))
+    conn.close()
+
+
+class PreparedDbt:
+    """A dbt process for one command on `database`, imported and parsed before it is needed.
+
+    The same environment, vars and parse cache as `run_dbt`; `run` waits for the process to
+    exit (so the warehouse file is free again) and returns what `run_dbt` would. If the process
+    died, or was used already, `run` is `run_dbt`.
+    """
+
+    def __init__(self, database: Path, work_dir: Path, vars_: dict | None = None,
+                 parse_cache: Path | None = None) -> None:
+        self.database, self.work_dir, self.vars_, self.parse_cache = database, work_dir, vars_, parse_cache
+        work_dir.mkdir(parents=True, exist_ok=True)
+        env, self.extra = _command_env(database, work_dir, vars_)
+        _restore_parse_state(parse_cache, work_dir / "target")
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._output = work_dir / PREPARED_LOG
+        self._process = context.Process(target=_prepared_main, name="cityres-dbt",
+                                        args=(child, env, self.extra, str(self._output)))
+        self._process.start()
+        child.close()
+
+    def run(self, args: list[str]) -> DbtResult:
+        process, self._process = self._process, None
+        if process is None:
+            return run_dbt(args, self.database, self.work_dir, self.vars_, self.parse_cache)
+        try:
+            self._conn.recv()  # parsed
+            self._conn.send(args)
+            success = self._conn.recv()
+        except (EOFError, OSError):
+            process.join()
+            return run_dbt(args, self.database, self.work_dir, self.vars_, self.parse_cache)
+        process.join()
+        _keep_parse_state(self.parse_cache, self.work_dir / "target")
+        output = self._output.read_text(encoding="utf-8", errors="replace") if self._output.exists() else ""
+        return _result(args, self.work_dir, 0 if success else 1, output)
+
+    def close(self) -> None:
+        """Stop the process if `run` was never called (e.g. nothing to build)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        try:
+            self._conn.send(None)
+        except OSError:
+            pass
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+            process.join()
