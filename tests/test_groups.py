@@ -249,3 +249,25 @@ def test_group_coefficient_figure(tmp_path):
     frame = pd.DataFrame({"group": ["a", "b"], "coef": [0.1, 0.3], "ci_low": [0.0, 0.1], "ci_high": [0.2, 0.5]})
     out = group_coefficient_figure(frame, 0.2, tmp_path / "sub" / "g.png", "title")
     assert out.exists() and out.stat().st_size > 1000
+
+
+def test_given_split_fits_are_used_as_the_refits_would_be():
+    """interaction_test and permutation_test with split_sample's fits (fits=) give what they give
+    when they fit the groups themselves; fits of another model or variance are refused."""
+    con = connect(synthetic())
+    fits = split_sample(con, "panel", FML, "key", vcov=CRV)
+    own = interaction_test(con, "panel", FML, "key", "did", vcov=CRV)
+    given = interaction_test(con, "panel", FML, "key", "did", vcov=CRV, fits=fits)
+    assert given.difference == pytest.approx(own.difference, abs=1e-12)
+    assert given.se_difference == pytest.approx(own.se_difference, rel=1e-12)
+    assert given.se_from_split == pytest.approx(own.se_from_split, rel=1e-12)
+    assert given.coef == pytest.approx(own.coef, abs=1e-12) and given.se == pytest.approx(own.se, rel=1e-12)
+    own_p = permutation_test(con, "panel", FML, "key", "did", "unit", draws=50, seed=1)
+    given_p = permutation_test(con, "panel", FML, "key", "did", "unit", draws=50, seed=1, fits=fits)
+    assert given_p.observed == pytest.approx(own_p.observed, abs=1e-12)
+    assert np.allclose(given_p.draws, own_p.draws, rtol=0, atol=1e-12) and given_p.p_value == own_p.p_value
+    with pytest.raises(ValueError, match="variance"):
+        interaction_test(con, "panel", FML, "key", "did", vcov="hetero", fits=fits)
+    other = split_sample(con, "panel", "y ~ did + x1 | unit + year", "key", vcov=CRV)
+    with pytest.raises(ValueError, match="is not of"):
+        permutation_test(con, "panel", FML, "key", "did", "unit", draws=5, seed=1, fits=other)

@@ -72,6 +72,12 @@ def normalise_sql(inputs: str) -> str:
     return _render(MACROS, "{{ normalise_indicators(inputs) }}", inputs=inputs)
 
 
+def entropy_weights_sql(normalised: str) -> str:
+    """The macro ``entropy_weights`` on ``normalised`` (rows shaped like :func:`normalise_sql`'s):
+    one row per scope, weight group and indicator with ``weight``."""
+    return _render(MACROS, "{{ entropy_weights(normalised) }}", normalised=normalised)
+
+
 def winsorize_sql(expr: str, p: float = 0.01, partition_by: str | None = None) -> str:
     """The dbt macro ``winsorize``: ``expr`` clipped at its p and 1 - p quantiles (quantile_cont),
     over the whole relation or within ``partition_by``. NULL stays NULL only if the caller guards

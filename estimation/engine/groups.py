@@ -205,6 +205,27 @@ def _fit_groups(con, source, lv: _Levels, labels, formula, vcov, weights, ssc) -
             for g in labels}
 
 
+def _given_fits(fits: Mapping, labels, fml: Formula, weights: str | None, spec: VcovSpec | None) -> dict:
+    """The caller's split-sample fits of (g0, g1), checked to be of ``fml`` (and of ``spec`` and
+    ``weights`` when the variance matters). The sample must be the one the function would fit:
+    the rows of the group, the same listwise deletion."""
+    out = {}
+    for g in labels:
+        if g not in fits:
+            raise ValueError(f"fits has no fit for the group {g!r}")
+        fit = fits[g]
+        if fit.formula != str(fml) or fit.weights != weights:
+            raise ValueError(f"the fit of {g!r} is not of {str(fml)!r} (weights {weights!r})")
+        if spec is not None and (fit.vcov != spec.kind or fit.cluster != (spec.cluster_label if spec.kind == "CRV1"
+                                                                             else None)):
+            raise ValueError(f"the fit of {g!r} has another variance ({fit.vcov}, cluster {fit.cluster})")
+        if spec is None and fit.cluster is not None and not set(fit.cluster.split("+")) <= set(fml.fe):
+            # a cluster column that is not a fixed effect could have removed rows (NULL clusters)
+            raise ValueError(f"the fit of {g!r} is clustered by {fit.cluster}, not a fixed effect")
+        out[g] = fit
+    return out
+
+
 def split_sample(
     con: duckdb.DuckDBPyConnection,
     relation,
@@ -293,6 +314,7 @@ def interaction_test(
     levels: Sequence | None = None,
     weights: str | None = None,
     ssc: SSC | None = None,
+    fits: Mapping | None = None,
 ) -> GroupDifference:
     """Test b_g1 = b_g0 for ``term`` in the fully interacted pooled model (see the module doc).
 
@@ -300,6 +322,8 @@ def interaction_test(
     left out).  ``vcov`` defaults to CRV1 by the formula's first fixed effect.  Returns the
     split-sample estimates, the pooled interaction coefficient (= b_g1 - b_g0) with its
     t, p and CI, and the identity checks (``identity_gap``, ``se_from_split``).
+    ``fits``: the split-sample fits ``{g0: ..., g1: ...}`` when the caller has them (e.g.
+    :func:`split_sample`'s with the same ``vcov``, ``weights`` and ``ssc``): used, not refitted.
     """
     fml = parse_formula(formula)
     _plain_rhs(fml, "interaction_test")
@@ -312,7 +336,8 @@ def interaction_test(
         source = resolve_relation(relation, scope)
         lv = _levels(con, scope, source, group)
         labels, ranks = _pair(lv, levels)
-        split = _fit_groups(con, source, lv, labels, formula, vcov, weights, ssc)
+        split = (_fit_groups(con, source, lv, labels, formula, vcov, weights, ssc) if fits is None
+                 else _given_fits(fits, labels, fml, weights, spec))
         _check_term(split, term)
         table, pooled_fml, inter = _interacted(con, scope, source, fml, group, lv, ranks, clusters, weights)
         pooled = feols(con, table, pooled_fml, vcov=vcov, weights=weights, ssc=ssc)
@@ -385,6 +410,7 @@ def permutation_test(
     *,
     levels: Sequence | None = None,
     collin_tol: float = 1e-10,
+    fits: Mapping | None = None,
 ) -> PermutationResult:
     """Fisher's permutation test of b_g1 - b_g0 (split-sample estimates of ``term``).
 
@@ -399,7 +425,9 @@ def permutation_test(
     fixed effects ``unit`` (+ one period FE, on a balanced panel), plain-column regressors;
     otherwise (unbalanced panels, other FE structures, i() terms) every draw is two feols
     refits (``method="loop"``, the reason in ``note``), far slower.  Unweighted; the
-    per-draw fits need coefficients only, so no variance is computed.
+    per-draw fits need coefficients only, so no variance is computed. ``fits``: the unweighted
+    split-sample fits ``{g0: ..., g1: ...}`` when the caller has them (any variance clustered by
+    fixed effects only, e.g. :func:`split_sample`'s): their coefficients are used, not refitted.
     """
     t0 = _time.perf_counter()
     fml = parse_formula(formula)
@@ -412,7 +440,8 @@ def permutation_test(
         source = resolve_relation(relation, scope)
         lv = _levels(con, scope, source, group)
         labels, ranks = _pair(lv, levels)
-        fits = _fit_groups(con, source, lv, labels, formula, "iid", None, None)
+        fits = (_fit_groups(con, source, lv, labels, formula, "iid", None, None) if fits is None
+                else _given_fits(fits, labels, fml, None, None))
         _check_term(fits, term)
         observed = float(fits[labels[1]].coef[term] - fits[labels[0]].coef[term])
         ps = permutation_sample(con, scope, source, fml, unit, lv, ranks, strata)

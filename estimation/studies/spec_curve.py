@@ -5,8 +5,8 @@ The index is rebuilt in SQL from the warehouse's long indicator values
 (``intermediate.int_index_inputs``, index ``resilience``: 14 positive indicators) under every
 combination of four choices, 3 x 2 x 2 x 2 = 24 specifications:
 
-* weighting ``entropy`` (the warehouse's own dbt macros, run through
-  :func:`warehouse.index_tools.entropy_index`), ``equal`` (w_j = 1/K) or ``pca`` (the squared
+* weighting ``entropy`` (the warehouse's own dbt macros ``normalise_indicators`` and
+  ``entropy_weights``, rendered by :mod:`warehouse.index_tools`), ``equal`` (w_j = 1/K) or ``pca`` (the squared
   loadings of the unit-length first principal component of the correlation matrix of the
   normalised indicators: non-negative, summing to one). The correlation matrix is computed in
   SQL over the city-years with all K indicators; only its K x K eigen-decomposition is numpy.
@@ -44,7 +44,7 @@ import pandas as pd
 
 from estimation.engine.model import feols
 from estimation.engine.sqlutil import temp_scope
-from warehouse.index_tools import Indicator, entropy_index, normalise_sql, winsorize_sql
+from warehouse.index_tools import entropy_weights_sql, normalise_sql, winsorize_sql
 
 from .common import CLUSTER, PANEL, simple_table
 from .resilience import OUTCOME, WINSOR_P
@@ -195,13 +195,18 @@ def run_spec_curve(con: duckdb.DuckDBPyConnection) -> SpecCurve:
     formula = table3_specs()[3].formula
     rows = []
     with temp_scope(con) as tmp:
-        table = tmp.register(scores, "spec_scores")
+        # one column per specification in a DuckDB table: each model joins it on the city-year
+        # instead of scanning (twice) the long pandas frame of all 24 indices
+        column = {tuple(spec): f"score_{j}" for j, spec in enumerate(wide.columns)}
+        frame = pd.DataFrame(wide.to_numpy(dtype=float), index=wide.index, columns=list(column.values()))
+        registered = tmp.register(frame.reset_index(), "spec_scores")
+        table = tmp.table("spec_scores")
+        con.execute(f"create temp table {table} as select * from {registered}")
         for spec in specifications():
             if spec in dropped:
                 continue
-            match = " and ".join(f"s.{c} = '{v}'" for c, v in zip(CHOICES, spec))
-            relation = (f"select p.* replace (s.score as {OUTCOME}) from {PANEL} as p left join {table} as s "
-                        f"on s.city_code = p.city_code and s.year = p.year and {match}")
+            relation = (f"select p.* replace (s.{column[spec]} as {OUTCOME}) from {PANEL} as p left join {table} as s "
+                        f"on s.city_code = p.city_code and s.year = p.year")
             r = feols(con, relation, formula, vcov={"CRV1": CLUSTER})
             low, high = (float(v) for v in r.conf_int.loc["did"])
             rows.append({**dict(zip(CHOICES, spec)), "coef": float(r.coef["did"]), "se": float(r.se["did"]),
@@ -226,7 +231,13 @@ def _identical_to_an_earlier(wide: pd.DataFrame) -> list[tuple]:
 
 
 def build_indices(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(scores, weights) of the 24 indices, as in :class:`SpecCurve`."""
+    """(scores, weights) of the 24 indices, as in :class:`SpecCurve`.
+
+    Per interpolation and winsorising choice: one normalised table (both scopes, the macro
+    ``normalise_indicators``), the weights of both scopes per weighting, and all six weighted
+    sums in one query. int_index_inputs has a row for every indicator of every city-year
+    (``unpivot include nulls``), so the entropy score is the weighted sum of the same rows
+    that entropy_index scores."""
     scores, weights = [], []
     with temp_scope(con) as tmp:
         for interpolation, winsorising in product(INTERPOLATION, WINSORISING):
@@ -234,75 +245,79 @@ def build_indices(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.Data
             con.execute(f"create temp table {inputs} as {inputs_sql(interpolation, winsorising)}")
             normalised = tmp.table("normalised")
             con.execute(f"create temp table {normalised} as {normalise_sql(inputs)}")
+            w = pd.concat([_entropy_weights(con, normalised).assign(weighting="entropy"),
+                           _equal_weights(con, normalised).assign(weighting="equal"),
+                           _pca_weights(con, normalised).assign(weighting="pca")], ignore_index=True)
+            w["weight_year"] = w["weight_year"].astype("float64")  # NaN in panel scope
+            s = _weighted_sums(con, tmp, normalised, w)
+            labels = {"interpolation": interpolation, "winsorising": winsorising}
+            # the specifications in program order: scope, then weighting
+            w = w.assign(**labels)
+            w_groups = dict(list(w.groupby(["scope", "weighting"], sort=False)))
+            s_groups = dict(list(s.assign(**labels).groupby(["scope", "weighting"], sort=False)))
             for scope in SCOPES:
                 for weighting in WEIGHTINGS:
-                    if weighting == "entropy":
-                        w, s = _entropy(con, tmp, inputs, scope)
-                    else:
-                        w = _equal_weights(con, normalised, scope) if weighting == "equal" else \
-                            _pca_weights(con, normalised, scope)
-                        s = _weighted_sum(con, tmp, normalised, scope, w)
-                    labels = dict(zip(CHOICES, (weighting, scope, interpolation, winsorising)))
-                    weights.append(w.assign(**labels))
-                    scores.append(s.assign(**labels))
+                    weights.append(w_groups[(scope, weighting)])
+                    scores.append(s_groups[(scope, weighting)])
     order = list(CHOICES)
     return (pd.concat(scores, ignore_index=True)[[*order, "city_code", "year", "score"]],
             pd.concat(weights, ignore_index=True)[[*order, "weight_year", "indicator", "weight"]])
 
 
-def _entropy(con, tmp, inputs: str, scope: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The warehouse's entropy macros through index_tools (which reads a wide table)."""
-    names = [r[0] for r in con.execute(f"select distinct indicator from {inputs} order by 1").fetchall()]
-    directions = dict(con.execute(f"select indicator, any_value(direction) from {inputs} group by 1").fetchall())
-    wide = tmp.table("wide")
-    con.execute(f"create temp table {wide} as pivot (select city_code, year, indicator, value from {inputs}) "
-                f"on indicator in ({', '.join(repr(n) for n in names)}) using first(value) group by city_code, year")
-    w, s = entropy_index(con, wide, "city_code", "year", [Indicator(n, directions[n]) for n in names], scope=scope)
-    if "weight_year" not in w:
-        w = w.assign(weight_year=np.nan)
-    return w[["weight_year", "indicator", "weight"]], s[["city_code", "year", "score"]]
-
-
-def _equal_weights(con, normalised: str, scope: str) -> pd.DataFrame:
+def _entropy_weights(con, normalised: str) -> pd.DataFrame:
+    """The warehouse's entropy macro (through index_tools) on the normalised indicators."""
     return con.execute(f"""
-        select weight_year, indicator, 1.0 / (select count(distinct indicator) from {normalised}) as weight
-        from {normalised} where scope = ? group by all order by all""", [scope]).df()
+        select scope, weight_year, indicator, weight from ({entropy_weights_sql(normalised)})
+        order by scope, weight_year nulls first, indicator""").df()
 
 
-def _pca_weights(con, normalised: str, scope: str) -> pd.DataFrame:
-    """Squared loadings of PC1: the K x K correlation matrix (per weight group) in SQL over the
-    city-years with every indicator, its eigen-decomposition in numpy."""
+def _equal_weights(con, normalised: str) -> pd.DataFrame:
+    return con.execute(f"""
+        select scope, weight_year, indicator, 1.0 / (select count(distinct indicator) from {normalised}) as weight
+        from {normalised} group by all order by all""").df()
+
+
+def _pca_weights(con, normalised: str) -> pd.DataFrame:
+    """Squared loadings of PC1: the K x K correlation matrix (per scope and weight group) in SQL
+    over the city-years with every indicator, its eigen-decomposition in numpy. One row per
+    city-year (the indicators pivoted to columns) and one corr() per ordered pair, rather than
+    a self-join of the long rows."""
+    names = [r[0] for r in con.execute(f"select distinct indicator from {normalised} order by 1").fetchall()]
+    col = {n: f"c{j}" for j, n in enumerate(names)}
+    pairs = [(a, b) for a in names for b in names if a != b]
     corr = con.execute(f"""
-        with complete as (
-            select * from {normalised} where scope = ?
-            window city_year as (partition by city_code, year)
-            qualify count(normalised) over city_year = count(*) over city_year)
-        select a.weight_year, a.indicator as row_indicator, b.indicator as col_indicator,
-               corr(a.normalised, b.normalised) as r
-        from complete as a inner join complete as b using (city_code, year)
-        group by all""", [scope]).df()
+        with wide as (
+            pivot (select scope, weight_year, city_code, year, indicator, normalised from {normalised})
+            on indicator in ({", ".join(f"'{n}' as {col[n]}" for n in names)})
+            using first(normalised) group by scope, weight_year, city_code, year)
+        select scope, weight_year, {", ".join(f"corr({col[a]}, {col[b]})" for a, b in pairs)}
+        from wide where {" and ".join(f"{c} is not null" for c in col.values())}
+        group by scope, weight_year order by scope, weight_year nulls first""").fetchall()
+    rows = np.array([names.index(a) for a, _ in pairs])
+    cols = np.array([names.index(b) for _, b in pairs])
     out = []
-    for year, g in corr.groupby("weight_year", dropna=False):
-        m = g.pivot(index="row_indicator", columns="col_indicator", values="r").sort_index().sort_index(axis=1)
-        m = np.nan_to_num(m.to_numpy(dtype=float, copy=True), nan=0.0)
-        np.fill_diagonal(m, 1.0)
+    for scope, year, *r in corr:
+        m = np.eye(len(names))
+        # an undefined correlation (a constant indicator) counts as 0
+        m[rows, cols] = np.nan_to_num(np.array(r, dtype=float), nan=0.0)
         _, vectors = np.linalg.eigh(m)  # ascending eigenvalues: PC1 is the last column
-        out.append(pd.DataFrame({"weight_year": year, "indicator": sorted(g["row_indicator"].unique()),
-                                 "weight": vectors[:, -1] ** 2}))
+        out.append(pd.DataFrame({"scope": scope, "weight_year": np.nan if year is None else float(year),
+                                 "indicator": names, "weight": vectors[:, -1] ** 2}))
     return pd.concat(out, ignore_index=True)
 
 
-def _weighted_sum(con, tmp, normalised: str, scope: str, weights: pd.DataFrame) -> pd.DataFrame:
-    """Σ_j w_j x'_j per city-year, NULL when an indicator is missing (as int_index_scores)."""
+def _weighted_sums(con, tmp, normalised: str, weights: pd.DataFrame) -> pd.DataFrame:
+    """Σ_j w_j x'_j per weighting, scope and city-year, NULL when an indicator is missing (as
+    int_index_scores)."""
     # weight_year -1 stands for the panel group: a NaN of pandas would not join as NULL
     w = tmp.register(weights.assign(weight_year=weights["weight_year"].fillna(-1).astype(int)), "weights")
     return con.execute(f"""
-        select n.city_code, n.year,
+        select w.weighting, n.scope, n.city_code, n.year,
                case when count(n.normalised) = count(*) then sum(w.weight * n.normalised) end as score
         from {normalised} as n
-        inner join {w} as w on w.indicator = n.indicator and w.weight_year = coalesce(n.weight_year, -1)
-        where n.scope = ?
-        group by n.city_code, n.year order by 1, 2""", [scope]).df()
+        inner join {w} as w on w.scope = n.scope and w.indicator = n.indicator
+            and w.weight_year = coalesce(n.weight_year, -1)
+        group by w.weighting, n.scope, n.city_code, n.year order by 1, 2, 3, 4""").df()
 
 
 SPEC_CURVE_DDL = """

@@ -122,9 +122,12 @@ def run_split_table(con: duckdb.DuckDBPyConnection, relation: str, table_id: str
         fits = split_sample(con, relation, formula, spec.column, vcov=vcov)
         by_level = {str(level): r for level, r in fits.items()}
         results = tuple(by_level[str(level)] for level in spec.levels)
-        diff = interaction_test(con, relation, formula, spec.column, term, vcov=vcov, levels=spec.levels)
+        # the two groups' fits once: the interaction and permutation tests would refit the same models
+        given = dict(zip(spec.levels, results))
+        diff = interaction_test(con, relation, formula, spec.column, term, vcov=vcov, levels=spec.levels,
+                                fits=given)
         perm = permutation_test(con, relation, formula, spec.column, term, UNIT, draws=PERMUTATIONS,
-                                seed=seed + k, levels=spec.levels)
+                                seed=seed + k, levels=spec.levels, fits=given)
         splits.append(Split(spec, results, diff, perm))
     return SplitTable(table_id, term, formula, splits, feols(con, relation, formula, vcov=vcov))
 

@@ -4,9 +4,11 @@ under gx/ work offline.
 """
 from __future__ import annotations
 
+import gc
 import html
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -127,6 +129,20 @@ def _study_figures(estimation, folder: Path) -> dict:
     return {name: figure_record(name, folder / file, *alts.get(name, (name, ""))) for name, file in files.items()}
 
 
+@contextmanager
+def _collector_paused():
+    """matplotlib allocates many short-lived objects per figure, and the cyclic collector's
+    passes over them took about a sixth of the figures' time. Paused while they are drawn: the
+    closed figures' cycles are freed by the first collection after (the same PNGs)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def write_report(home: Home, summary, estimation, ground_truth: dict | None,
                  index_db: Path | None = None) -> Path:
     """Write reports/<vintage>/report.md, index.html and report.html; return the Markdown path.
@@ -143,11 +159,12 @@ def write_report(home: Home, summary, estimation, ground_truth: dict | None,
     facts = summary.facts or empty_facts()
     for key, default in empty_facts().items():
         facts.setdefault(key, default)
-    view = _index_view(index_db, folder, summary.synthetic)
+    with _collector_paused():
+        view = _index_view(index_db, folder, summary.synthetic)
+        study_figures = _study_figures(estimation, folder) if estimation is not None else None
     context = build_context(
         summary, facts, folder=folder, estimation=estimation, ground_truth=ground_truth,
-        study_figures=_study_figures(estimation, folder) if estimation is not None else None,
-        limit=EXAMPLES_IN_REPORT, **view)
+        study_figures=study_figures, limit=EXAMPLES_IN_REPORT, **view)
     markdown, page = render(context)
     if summary.gx_docs and (folder / summary.gx_docs).exists():
         make_offline((folder / summary.gx_docs).parent)
