@@ -19,7 +19,7 @@ from tests.benchmarks.common import median, runs_text, stamp, verdict
 NAME = "placebo"
 TITLE = "Placebo / randomisation inference on the sample panel"
 FORMULA = "res ~ did + eocden + traff + gove + inv + salary | city_code + year"
-GOAL = 100
+GOAL = 200  # the performance issue: >= 200x a pyfixest refit loop, on the sample panel too
 
 
 def add_arguments(parser) -> None:
