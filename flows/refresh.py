@@ -238,12 +238,14 @@ def record_refusal(ws: Workspace, vintage: str, reasons: list[str]) -> int:
 
 
 def report(ws: Workspace, summary: RefreshSummary, estimation, ground_truth: dict | None,
-           index_db: Path | None = None) -> Path:
+           index_db: Path | None = None, workers=None) -> Path:
+    """The load's report; the studies' figures drawn in ``workers`` (RefreshWorkers) if given."""
     from flows.report import write_report
     from warehouse.faults import crash_point
 
     crash_point("report")
-    return write_report(ws.home, summary, estimation, ground_truth, index_db=index_db)
+    return write_report(ws.home, summary, estimation, ground_truth, index_db=index_db,
+                        submit=None if workers is None else workers.submit)
 
 
 @dataclass(frozen=True)
@@ -317,7 +319,7 @@ TASK_STEPS = Steps(
     persist_estimates=task(name="persist estimates", cache_policy=NO_CACHE)(persist_estimates),
     record_provenance=task(name="record provenance")(record_provenance),
     publish=task(name="publish")(publish),
-    report=task(name="write report")(report),
+    report=task(name="write report", cache_policy=NO_CACHE)(report),
     record_refusal=task(name="record the refused attempt")(record_refusal),
 )
 
@@ -378,7 +380,7 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
     else:
         if workers is not None:
             workers.start()  # they import GX and the studies' stack while dbt holds about one core
-        dbt = steps.dbt_build(ws, vintage, prepared_dbt) if prepared_dbt is not None else steps.dbt_build(ws, vintage)
+        dbt = steps.dbt_build(ws, vintage, **({} if prepared_dbt is None else {"prepared": prepared_dbt}))
         lap("dbt build")
         summary.dbt_failures, summary.dbt_warnings = dbt.failures, dbt.warnings
         if not dbt.success:
@@ -426,7 +428,8 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
     if notes:
         summary.facts.setdefault("notes", []).extend(notes)
     if summary.status != "unchanged":
-        summary.report = str(steps.report(ws, summary, estimation, ground_truth, index_db))
+        extra = {} if workers is None else {"workers": workers}  # steps replaced in tests take no workers
+        summary.report = str(steps.report(ws, summary, estimation, ground_truth, index_db, **extra))
         lap("report")
     logger.info("refresh %s: %s%s", vintage, summary.status,
                 "" if not summary.reasons else " (" + "; ".join(summary.reasons) + ")")

@@ -1,10 +1,11 @@
-"""The processes that do a refresh's heavy Python work: the audit and the studies.
+"""The processes that do a refresh's heavy Python work: the audit, the studies, their figures.
 
 A refresh's audit (Great Expectations: ~4 s to import, ~8 s to validate the sample) and its
 studies (~20 s) are Python that holds one core each; run in the flow's own process, threads or
 not, they would share that one core. `RefreshWorkers` starts worker processes (one per core, at
 most MAX_WORKERS) when dbt begins; they import GX and the estimation stack while dbt runs (dbt's
-own process holds about one core), then take the audit and the studies as they come. Each opens the candidate
+own process holds about one core), then take the audit and the studies as they come, and the
+studies' figures for the report. Each opens the candidate
 read-only, so none can change what another reads; the flow's process writes the validation
 results and the estimates once all are done (estimates only if the audit passed).
 
@@ -34,6 +35,11 @@ def _prepare() -> None:
     # thousand rows): DuckDB's own threads would only compete with the other workers.
     os.environ.setdefault(THREADS_ENV, "1")
     import great_expectations  # noqa: F401  (the slow one: ~4 s)
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)  # files only, as the report draws them
+    import matplotlib.pyplot  # noqa: F401
 
     import estimation.studies.program  # noqa: F401
     import expectations.audit  # noqa: F401

@@ -49,3 +49,19 @@ def test_a_worker_that_died_falls_back_to_the_calling_process(published_sample):
         os.kill(pid, signal.SIGKILL)  # e.g. the OOM killer
         outcome, _ = workers.audit(db, "after", load_id=None).result()
     assert _results(outcome) == _results(expected)
+
+
+def test_a_figure_drawn_in_a_worker_is_the_figure_drawn_here(published_sample, tmp_path):
+    """The report's study figures are drawn by the workers (bound methods of the results,
+    pickled): the same PNG bytes as drawn in this process."""
+    db = published_sample.warehouse_db
+    event_study, placebo = study_on(db, "event_study"), study_on(db, "placebo")
+    here = [event_study.plot(tmp_path / "here_event.png"), placebo.plot(tmp_path / "here_placebo.png")]
+    with RefreshWorkers(workers=2) as workers:
+        pending = [workers.submit(event_study.plot, tmp_path / "there_event.png"),
+                   workers.submit(placebo.plot, tmp_path / "there_placebo.png")]
+        there = [p.result() for p in pending]
+    assert [p.name for p in there] == ["there_event.png", "there_placebo.png"]
+    for a, b in zip(here, there):
+        assert a.stat().st_size > 10_000
+        assert a.read_bytes() == b.read_bytes()

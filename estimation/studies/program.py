@@ -103,36 +103,43 @@ class ProgramResults:
     wild_bootstrap: object = None  # estimation.engine.wildboot.WildBootResult of Table 3 column (4)
     modern_did: modern_did.ModernDID | None = None
 
-    def figures(self, folder: Path) -> dict[str, str]:
-        """Write the parallel-trends, placebo and propensity-score figures; return their file names."""
-        folder.mkdir(parents=True, exist_ok=True)
-        files = {
-            "event_study": self.event_study.plot(folder / "event_study.png").name,
-            "placebo": self.placebo.plot(folder / "placebo.png").name,
+    def figure_jobs(self, folder: Path) -> dict[str, tuple]:
+        """Each figure as (draw, path, *args): ``draw(path, *args)`` writes it and returns the path.
+        Bound methods of picklable results, so another process can draw them."""
+        jobs: dict[str, tuple] = {
+            "event_study": (self.event_study.plot, folder / "event_study.png"),
+            "placebo": (self.placebo.plot, folder / "placebo.png"),
         }
         if self.table4_psm is not None:
-            files["pscore"] = self.table4_psm.plot(folder / "pscore.png").name
+            jobs["pscore"] = (self.table4_psm.plot, folder / "pscore.png")
         if self.heterogeneity is not None:
-            files["table6"] = self.heterogeneity.plot(6, folder / "table6_city_size.png",
-                                                      "DID by city-size tier (Table 6, all tiers in one model)").name
-            files["table7"] = self.heterogeneity.plot(7, folder / "table7_institutions.png",
-                                                      "DID for pilot cities without / with DIG and IPP (Table 7)").name
+            jobs["table6"] = (self.heterogeneity.plot, 6, folder / "table6_city_size.png",
+                              "DID by city-size tier (Table 6, all tiers in one model)")
+            jobs["table7"] = (self.heterogeneity.plot, 7, folder / "table7_institutions.png",
+                              "DID for pilot cities without / with DIG and IPP (Table 7)")
         if self.nqp_table6 is not None:
-            files["nqp_table6"] = self.nqp_table6.plot(folder / "nqp_table6.png",
-                                                       "DID on NQP by group (the NQP study's Table 6)").name
+            jobs["nqp_table6"] = (self.nqp_table6.plot, folder / "nqp_table6.png",
+                                  "DID on NQP by group (the NQP study's Table 6)")
         tables = self.nqp_resilience_tables
         if tables is not None and tables.table6 is not None:
-            files["nqp_res_table6"] = tables.table6.plot(folder / "nqp_resilience_table6.png",
-                                                         "NQP on resilience by group (Table 6)").name
+            jobs["nqp_res_table6"] = (tables.table6.plot, folder / "nqp_resilience_table6.png",
+                                      "NQP on resilience by group (Table 6)")
         if self.spec_curve is not None:
-            files["spec_curve"] = self.spec_curve.plot(folder / "spec_curve.png").name
+            jobs["spec_curve"] = (self.spec_curve.plot, folder / "spec_curve.png")
         m = self.modern_did
         if m is not None:
-            files["modern_did_event"] = m.plot_event_studies(folder / "modern_did_event_studies.png").name
-            files["bacon"] = m.plot_bacon(folder / "bacon.png").name
-            files["honest"] = m.plot_honest(folder / "honest_did.png").name
+            jobs["modern_did_event"] = (m.plot_event_studies, folder / "modern_did_event_studies.png")
+            jobs["bacon"] = (m.plot_bacon, folder / "bacon.png")
+            jobs["honest"] = (m.plot_honest, folder / "honest_did.png")
             if m.spatial is not None:
-                files["distance_bands"] = m.plot_bands(folder / "spillover_distance_bands.png").name
+                jobs["distance_bands"] = (m.plot_bands, folder / "spillover_distance_bands.png")
+        return jobs
+
+    def figures(self, folder: Path) -> dict[str, str]:
+        """Write the parallel-trends, placebo, propensity-score and the other studies' figures
+        here, one by one; return their file names."""
+        folder.mkdir(parents=True, exist_ok=True)
+        return {name: draw(*args).name for name, (draw, *args) in self.figure_jobs(folder).items()}
         return files
 
 

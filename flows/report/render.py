@@ -10,6 +10,7 @@ import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 
@@ -100,8 +101,19 @@ def _index_view(index_db: Path | None, folder: Path, synthetic: bool) -> dict:
     return view
 
 
-def _study_figures(estimation, folder: Path) -> dict:
-    files = estimation.figures(folder)  # the engine's figures: event_study.png, placebo.png
+def _start_study_figures(estimation, folder: Path, submit: Callable | None) -> Callable[[], dict]:
+    """Start drawing the studies' figures (with ``submit(fn, *args)``, elsewhere, e.g. in the
+    refresh's worker processes, while this process draws the index figures); the function
+    returned waits for them and gives their records."""
+    if submit is None:
+        files = estimation.figures(folder)
+        return lambda: _study_figure_records(files, folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pending = {name: submit(draw, *args) for name, (draw, *args) in estimation.figure_jobs(folder).items()}
+    return lambda: _study_figure_records({name: job.result().name for name, job in pending.items()}, folder)
+
+
+def _study_figure_records(files: dict[str, str], folder: Path) -> dict:
     alts = {"event_study": ("Event study", ("Event-time coefficients with 95% confidence intervals; "
                                             "the base period is the open circle.")),
             "placebo": ("Placebo", ("Placebo coefficients (density) and their p-values; the dashed line is "
@@ -144,11 +156,12 @@ def _collector_paused():
 
 
 def write_report(home: Home, summary, estimation, ground_truth: dict | None,
-                 index_db: Path | None = None) -> Path:
+                 index_db: Path | None = None, submit: Callable | None = None) -> Path:
     """Write reports/<vintage>/report.md, index.html and report.html; return the Markdown path.
 
     `index_db` is the warehouse whose index the report shows (the published one after a
-    publish, the candidate of a dry run that would publish); None shows no index.
+    publish, the candidate of a dry run that would publish); None shows no index. `submit`
+    (fn, *args -> a pending result): where the studies' figures are drawn, else here.
     """
     from flows.report.gx_offline import make_offline
 
@@ -160,8 +173,9 @@ def write_report(home: Home, summary, estimation, ground_truth: dict | None,
     for key, default in empty_facts().items():
         facts.setdefault(key, default)
     with _collector_paused():
+        study_figures = _start_study_figures(estimation, folder, submit) if estimation is not None else None
         view = _index_view(index_db, folder, summary.synthetic)
-        study_figures = _study_figures(estimation, folder) if estimation is not None else None
+        study_figures = study_figures() if study_figures is not None else None
     context = build_context(
         summary, facts, folder=folder, estimation=estimation, ground_truth=ground_truth,
         study_figures=study_figures, limit=EXAMPLES_IN_REPORT, **view)
