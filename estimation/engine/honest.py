@@ -316,15 +316,19 @@ class WarmBases:
     multipliers HiGHS returns depends on its pivoting and tolerances, so ``lookup`` passes
     and the caller solves the LP (and ``learn``s its basis)."""
 
-    # Relative to |W_i||z| + |r_i|; nearer ties are left to HiGHS, whose tolerances may pick another basis.
+    # Slack a vertex must leave on the other rows: relative to |W_i||z| + |r_i|, and absolute
+    # (per unit of max_j |W_ij|) at 10x HiGHS' feasibility tolerance of 1e-7 - HiGHS may
+    # return a vertex that violates a row by that much, so nearer ties are left to it.
     SLACK_MARGIN = 1e-7
+    ABS_MARGIN = 1e-6
     SIZE = 32
     PIVOTS = 30
 
     def __init__(self, W: np.ndarray):
         self.W = W
         self.abs_W = np.abs(W)
-        self.entries: list[tuple] = []  # (rows, other rows, W_B^{-1}, W_others, |W_others|, lambda), most recent first
+        # (rows, other rows, W_B^{-1}, W_others, |W_others|, absolute margins, lambda), most recent first
+        self.entries: list[tuple] = []
 
     def lookup(self, r: np.ndarray, value_only: bool = False) -> tuple[float, np.ndarray] | None:
         """(LP value, multipliers) from a cached basis that is optimal for r with a margin;
@@ -332,10 +336,10 @@ class WarmBases:
         degenerate or not - the value is unique, its multipliers are then one optimal
         vertex among several."""
         margin = -1e-12 if value_only else self.SLACK_MARGIN
-        for j, (rows, others, inv, W_o, abs_W_o, lam) in enumerate(self.entries):
+        for j, (rows, others, inv, W_o, abs_W_o, floor, lam) in enumerate(self.entries):
             z = inv @ r[rows]
             r_o = r[others]
-            if np.all(W_o @ z - r_o > margin * (abs_W_o @ np.abs(z) + np.abs(r_o))):
+            if np.all(W_o @ z - r_o > margin * (abs_W_o @ np.abs(z) + np.abs(r_o)) + (0.0 if value_only else floor)):
                 if not value_only and abs(z[0]) <= 1e-10 * float(np.abs(lam[rows]) @ np.abs(r[rows])):
                     return None  # 0 up to cancellation: its sign (the verdict when s_B = 0) is HiGHS' rounding
                 if j:
@@ -396,14 +400,15 @@ class WarmBases:
         if np.any(lam_b < -1e-12 * np.max(np.abs(lam_b))):
             return False  # not dual feasible: a degenerate optimum whose tight rows were picked wrongly
         lam_b = np.clip(lam_b, 0.0, None)
-        if np.any((lam_b > LAMBDA_TOL / 2) & (lam_b < 2 * LAMBDA_TOL)):
-            return False  # "binding" would hang on rounding
+        if np.any((lam_b > 1e-12 * np.max(lam_b)) & (lam_b < 2 * LAMBDA_TOL)):
+            return False  # a multiplier neither 0 nor clearly binding: HiGHS' tolerances could pivot it out
         full = np.zeros(m)
         full[rows] = lam_b
         full.flags.writeable = False
         others = np.setdiff1d(np.arange(m), rows)
         W_o = self.W[others]
-        self.entries.insert(0, (rows, others, inv, W_o, np.abs(W_o), full))
+        abs_W_o = np.abs(W_o)
+        self.entries.insert(0, (rows, others, inv, W_o, abs_W_o, self.ABS_MARGIN * abs_W_o.max(axis=1), full))
         del self.entries[self.SIZE:]
         return True
 
