@@ -551,9 +551,10 @@ class ConditionalTest:
             if known is not None:
                 return known
             # At V(c) = c (eta itself, a Newton step landing on the end) the optimum is a tie
-            # of gamma's vertex and another one, but callers then use only the value.
+            # of gamma's vertex and another one, but callers then use only the value; the
+            # tenth keeps clear of HiGHS' own error (up to its 1e-7 tolerances) in V(c).
             known = self._bases.lookup(r, value_only=True)
-            if known is not None and abs(known[0] - c) <= DUAL_EQUALITY_TOL / 2:
+            if known is not None and abs(known[0] - c) <= DUAL_EQUALITY_TOL / 10:
                 return known
             res = _lp(-r, A_eq=self.W.T, b_eq=e1, bounds=(0, None))
             if res.status != 0:
