@@ -347,6 +347,73 @@ def test_vertex_enumeration_and_lp_give_the_same_decisions(monkeypatch):
                                                                         rel=1e-9, abs=1e-12)
 
 
+def _fresh_eta_lp(W, r):
+    """min z_0 s.t. W z >= r by linprog from scratch, as ConditionalTest._eta solves it."""
+    res = optimize.linprog(np.r_[1.0, np.zeros(W.shape[1] - 1)], A_ub=-W, b_ub=-r, bounds=(None, None),
+                           method="highs-ds")
+    return res, (float(res.x[0]), -res.ineqlin.marginals) if res.status == 0 else None
+
+
+def test_warm_started_bases_match_a_fresh_linprog_solve():
+    """WarmBases (cached optimal bases, simplex pivots from the last one) gives the LP value
+    and the multipliers a fresh HiGHS solve gives whenever it answers - on generic W and on
+    the conditional test's own (with its +- row pairs and degenerate optima) - and answers
+    most of the time."""
+    rng = np.random.default_rng(11)
+    answered = asked = 0
+    for trial in range(24):
+        if trial % 2:
+            m, n = int(rng.integers(5, 16)), int(rng.integers(2, 5))
+            W = np.column_stack([rng.uniform(0.2, 2.0, m), rng.normal(size=(m, n - 1))])
+            r0, direction = rng.normal(size=m), rng.normal(size=m)
+        else:
+            num_pre, num_post = int(rng.integers(1, 4)), int(rng.integers(2, 5))
+            beta, sigma = _random_design(num_pre, num_post, seed=trial)
+            scale = 10 ** -rng.uniform(0.0, 1.5)  # small scales bring HiGHS' absolute tolerances into play
+            beta, sigma = beta * scale, sigma * scale ** 2
+            polys = H.relative_magnitude_polyhedra(num_pre, num_post, float(rng.choice([0.0, 0.5, 1.0, 2.0])))
+            test = H.ConditionalTest.build(polys[int(rng.integers(len(polys)))], beta, sigma,
+                                           H.target_vector("average", num_post), num_pre, num_post, 0.05)
+            W, r0, direction = test.W, test.y, -test.a
+        bases = H.WarmBases(W)
+        res, first = _fresh_eta_lp(W, r0)
+        if first is None:
+            continue
+        bases.learn(res.ineqlin.residual, first[1])
+        for theta in np.linspace(-5.0, 5.0, 41) * max(1.0, float(np.max(np.abs(r0)))):
+            r = r0 + theta * direction
+            _, fresh = _fresh_eta_lp(W, r)
+            value = bases.lookup(r, value_only=True)
+            if value is not None and fresh is not None:
+                assert value[0] == pytest.approx(fresh[0], rel=1e-9, abs=1e-12)
+            got = bases.solve(r)
+            asked += 1
+            if got is None:
+                continue
+            answered += 1
+            assert fresh is not None
+            assert got[0] == pytest.approx(fresh[0], rel=1e-9, abs=1e-12)
+            np.testing.assert_allclose(got[1], fresh[1], rtol=0, atol=1e-9 * np.max(np.abs(fresh[1])))
+            np.testing.assert_array_equal(got[1] > H.LAMBDA_TOL, fresh[1] > H.LAMBDA_TOL)
+    assert answered > 0.8 * asked
+
+
+def test_warm_started_bases_leave_near_ties_to_highs():
+    """A vertex 4e-8 inside a row is 'optimal' to HiGHS (feasibility tolerance 1e-7), so
+    it returns that vertex rather than the exact optimum, whose other rows hold by 4e-8:
+    the cached exact basis must not answer there (a case found on a small-scale design)."""
+    W = np.array([[0.034544, 0.0, 0.0, 0.0], [0.058754, 1.0, 0.0, 0.0], [0.062552, -1.0, 1.0, 0.0],
+                  [0.037654, 0.0, -1.0, 1.0], [0.037462, 0.0, 0.0, 0.0], [0.057416, -1.0, 0.0, 0.0],
+                  [0.05305, 1.0, -1.0, 0.0], [0.052881, 0.0, 1.0, -1.0]])
+    z = np.array([-7.361099e-05, 1.281294e-01, -5.486722e-02, -2.175364e-02])
+    r = W @ z - np.array([1.56e-6, 0.0, 0.0, 0.0, 1.69e-6, 0.0, 4.2e-8, 1.89e-6])
+    bases = H.WarmBases(W)
+    assert bases._add(np.array([1, 2, 3, 5]))
+    _, fresh = _fresh_eta_lp(W, r)
+    got = bases.solve(r)
+    assert got is None or np.array_equal(got[1] > H.LAMBDA_TOL, fresh[1] > H.LAMBDA_TOL)
+
+
 def test_coarse_search_finds_interval_and_narrow_seeded_interval():
     thetas = np.linspace(0, 1, 1000)
     calls = []

@@ -38,8 +38,14 @@ Robust confidence sets
   Its multipliers gamma >= 0 (gamma'sigma_Y = 1, gamma'X = 0) are a vertex of the dual
   polytope {lambda >= 0 : [sigma_Y, X]'lambda = e_1}, which does not depend on theta:
   when it has at most VERTEX_LIMIT candidate bases its vertices are enumerated once and
-  eta = max_v lambda_v'(Y - a theta) (LP duality), else the LP is solved by HiGHS' dual
-  simplex.  If exactly T_post multipliers exceed 1e-6 and the binding rows of X have
+  eta = max_v lambda_v'(Y - a theta) (LP duality), else the LP is warm-started
+  (``WarmBases``): a basis of that polytope stays feasible as theta moves, so the optimal
+  bases met so far are kept, a new theta tries them and then primal simplex pivots (on
+  the dual LP) from the last one, and the answer is used only when the basis's vertex
+  meets every other row with a margin - its multipliers are then the unique optimal ones,
+  the ones HiGHS returns - and its value is not 0 up to rounding; otherwise (a new
+  polyhedron, a degenerate optimum) HiGHS' dual simplex solves the LP and its basis is
+  kept.  If exactly T_post multipliers exceed 1e-6 and the binding rows of X have
   full rank, the truncation bounds of gamma'Y given the binding set are closed-form
   (primal, ARP section 5):  W_B = [sigma_B, X_B], v_B = W_B^{-T} e_1,
   s_B^2 = v_B' Sigma_Y v_B, G = W_Bc W_B^{-1} S_B - S_Bc, rho = G Sigma_Y v_B / s_B^2,
@@ -48,7 +54,10 @@ Robust confidence sets
   S = (I - b gamma')Y, b = Sigma_Y gamma/(gamma' Sigma_Y gamma): with the vertices in
   hand, vlo = max_{q_v<1} p_v/(1 - q_v), vup = min_{q_v>1} p_v/(1 - q_v) (p = Lambda S,
   q = Lambda b); with the LP, Newton steps on that convex piecewise-linear function
-  (exact at its kinks, bisection as a fallback; HonestDiD bisects to 1e-6).  Reject iff
+  (exact at its kinks, bisection as a fallback; HonestDiD bisects to 1e-6), its values
+  max_lambda lambda'r (r = S + b c) from the same warm-started bases (the LP min z_0 s.t.
+  [sigma_Y, X] z >= r; at a tie V(c) = c only the value is needed, which any optimal
+  basis gives), else HiGHS on the dual.  Reject iff
   eta/s_B > max(0, q), q the 1 - alpha quantile of N(0,1) truncated to
   [vlo/s_B, vup/s_B]; accept when eta/s_B falls outside that interval (as ARP and
   HonestDiD do); when s_B = 0 (a +- pair of rows both binding) reject iff eta > 0.
@@ -293,6 +302,117 @@ def dual_vertices(W: np.ndarray, limit: int) -> np.ndarray | None:
     return np.unique(np.round(np.array(found), 14), axis=0)
 
 
+class WarmBases:
+    """Recently optimal bases of the LP  min z_0 s.t. W z >= r  (dual: max lambda'r over
+    {lambda >= 0 : W'lambda = e_1}) for a fixed W and right-hand sides r that vary (the
+    conditional test's y - a theta, the dual truncation's S + b c).
+
+    A basis - n = W's column count rows B with W_B invertible and lambda_B = W_B^{-T} e_1
+    >= 0 - is dual feasible whatever r is, and optimal for r when its vertex
+    z = W_B^{-1} r_B satisfies the other rows.  If they hold strictly, complementary
+    slackness with z forces every optimal lambda to vanish off B, so lambda_B is the unique
+    optimal multiplier vector - the one HiGHS returns too - and z_0 the LP value.  Within
+    ``SLACK_MARGIN`` of degeneracy, or with a multiplier close to LAMBDA_TOL, which
+    multipliers HiGHS returns depends on its pivoting and tolerances, so ``lookup`` passes
+    and the caller solves the LP (and ``learn``s its basis)."""
+
+    # Slack a vertex must leave on the other rows: relative to |W_i||z| + |r_i|, and absolute
+    # (per unit of max_j |W_ij|) at 10x HiGHS' feasibility tolerance of 1e-7 - HiGHS may
+    # return a vertex that violates a row by that much, so nearer ties are left to it.
+    SLACK_MARGIN = 1e-7
+    ABS_MARGIN = 1e-6
+    SIZE = 32
+    PIVOTS = 30
+
+    def __init__(self, W: np.ndarray):
+        self.W = W
+        self.abs_W = np.abs(W)
+        # (rows, other rows, W_B^{-1}, W_others, |W_others|, absolute margins, lambda), most recent first
+        self.entries: list[tuple] = []
+
+    def lookup(self, r: np.ndarray, value_only: bool = False) -> tuple[float, np.ndarray] | None:
+        """(LP value, multipliers) from a cached basis that is optimal for r with a margin;
+        else None.  ``value_only``: any cached basis optimal for r (up to rounding) will do,
+        degenerate or not - the value is unique, its multipliers are then one optimal
+        vertex among several."""
+        margin = -1e-12 if value_only else self.SLACK_MARGIN
+        for j, (rows, others, inv, W_o, abs_W_o, floor, lam) in enumerate(self.entries):
+            z = inv @ r[rows]
+            r_o = r[others]
+            if np.all(W_o @ z - r_o > margin * (abs_W_o @ np.abs(z) + np.abs(r_o)) + (0.0 if value_only else floor)):
+                if not value_only and abs(z[0]) <= 1e-10 * float(np.abs(lam[rows]) @ np.abs(r[rows])):
+                    return None  # 0 up to cancellation: its sign (the verdict when s_B = 0) is HiGHS' rounding
+                if j:
+                    self.entries.insert(0, self.entries.pop(j))
+                return float(z[0]), lam
+        return None
+
+    def solve(self, r: np.ndarray, value_only: bool = False) -> tuple[float, np.ndarray] | None:
+        """``lookup``, else primal simplex pivots on the dual LP from the most recent basis
+        (it stays feasible there: only the objective r changed), Bland's rule against
+        cycling; the basis reached must then pass ``lookup``'s test.  None: solve the LP."""
+        found = self.lookup(r, value_only)
+        if found is not None or not self.entries:
+            return found
+        W = self.W
+        rows = self.entries[0][0].copy()
+        for _ in range(self.PIVOTS):
+            try:
+                inv = np.linalg.inv(W[rows])
+            except np.linalg.LinAlgError:  # a numerically singular step: leave it to HiGHS
+                return None
+            z = inv @ r[rows]
+            gain = r - W @ z  # > 0: lambda_j entering raises lambda'r
+            gain[rows] = 0.0
+            entering = np.flatnonzero(gain > 1e-12 * (self.abs_W @ np.abs(z) + np.abs(r)))
+            if not entering.size:
+                return self.lookup(r, value_only) if self._add(rows) else None
+            j = int(entering[0])
+            lam_b, step = inv[0], inv.T @ W[j]  # lambda_B(t) = lambda_B - t step as lambda_j = t grows
+            down = step > 1e-12 * np.max(np.abs(step))
+            if not down.any():
+                return None  # unbounded along this edge: leave the verdict to HiGHS
+            ratio = np.where(down, np.clip(lam_b, 0.0, None) / np.where(down, step, 1.0), np.inf)
+            tied = np.flatnonzero(ratio <= ratio.min() * (1 + 1e-12))
+            leave = tied[np.argmin(rows[tied])]
+            rows[leave] = j
+            rows = np.sort(rows)
+        return None
+
+    def learn(self, slack: np.ndarray, lam: np.ndarray) -> None:
+        """Cache the basis of a solved LP: the rows with positive multipliers, then the
+        tightest others (slack = W z - r at its solution)."""
+        if self.W.shape[0] > self.W.shape[1]:
+            self._add(np.sort(np.lexsort((slack, lam <= 0))[:self.W.shape[1]]))
+
+    def _add(self, rows: np.ndarray) -> bool:
+        """Put the basis first in the cache if it is usable; False if not."""
+        for j, e in enumerate(self.entries):
+            if np.array_equal(rows, e[0]):
+                self.entries.insert(0, self.entries.pop(j))
+                return True
+        m = self.W.shape[0]
+        W_b = self.W[rows]
+        if m <= len(rows) or np.linalg.cond(W_b) > 1e8:  # z = W_B^{-1} r_B must be accurate well inside SLACK_MARGIN
+            return False
+        inv = linalg.inv(W_b)
+        lam_b = inv[0].copy()  # W_B^{-T} e_1
+        if np.any(lam_b < -1e-12 * np.max(np.abs(lam_b))):
+            return False  # not dual feasible: a degenerate optimum whose tight rows were picked wrongly
+        lam_b = np.clip(lam_b, 0.0, None)
+        if np.any((lam_b > 1e-12 * np.max(lam_b)) & (lam_b < 2 * LAMBDA_TOL)):
+            return False  # a multiplier neither 0 nor clearly binding: HiGHS' tolerances could pivot it out
+        full = np.zeros(m)
+        full[rows] = lam_b
+        full.flags.writeable = False
+        others = np.setdiff1d(np.arange(m), rows)
+        W_o = self.W[others]
+        abs_W_o = np.abs(W_o)
+        self.entries.insert(0, (rows, others, inv, W_o, abs_W_o, self.ABS_MARGIN * abs_W_o.max(axis=1), full))
+        del self.entries[self.SIZE:]
+        return True
+
+
 @dataclass
 class ConditionalTest:
     """ARP's conditional test of H0(theta) for one polyhedron (module docstring).
@@ -300,7 +420,8 @@ class ConditionalTest:
     ``accepts(theta)`` is True when theta is NOT rejected at level alpha.  The LP value
     and its multipliers come from the enumerated vertices of the dual polytope (LP
     duality: eta = max over vertices of lambda'(Y - a theta)) when there are at most
-    ``VERTEX_LIMIT`` bases, else from HiGHS' dual simplex."""
+    ``VERTEX_LIMIT`` bases, else from warm-started bases (``WarmBases``) or, when they
+    cannot vouch for the answer, HiGHS' dual simplex."""
 
     y: np.ndarray          # A betahat - d  (rows used)
     a: np.ndarray          # A_post l/(l'l)
@@ -312,11 +433,14 @@ class ConditionalTest:
     vertices: np.ndarray | None = field(init=False)
     _primal_cache: dict = field(init=False, default_factory=dict)
     _dual_cache: dict = field(init=False, default_factory=dict)
+    _full_rank: dict = field(init=False, default_factory=dict)
+    _bases: WarmBases = field(init=False)
 
     def __post_init__(self):
         self.sd = np.sqrt(np.clip(np.diag(self.sigma), 0.0, None))
         self.W = np.column_stack([self.sd, self.X])
         self.vertices = dual_vertices(self.W, VERTEX_LIMIT) if np.all(self.sd > 0) else None
+        self._bases = WarmBases(self.W)
 
     @classmethod
     def build(cls, poly: Polyhedron, betahat, sigma, l, num_pre, num_post, alpha) -> ConditionalTest:
@@ -336,11 +460,16 @@ class ConditionalTest:
             values = self.vertices @ y_t
             j = int(np.argmax(values))
             return float(values[j]), self.vertices[j]
+        known = self._bases.solve(y_t)
+        if known is not None:
+            return known
         k = self.X.shape[1]
         res = _lp(np.r_[1.0, np.zeros(k)], -self.W, -y_t, method="highs-ds")
         if res.status != 0:
             return None
-        return float(res.x[0]), -res.ineqlin.marginals
+        lam = -res.ineqlin.marginals
+        self._bases.learn(res.ineqlin.residual, lam)
+        return float(res.x[0]), lam
 
     def accepts(self, theta: float) -> bool:
         y_t = self.y - self.a * theta
@@ -350,9 +479,11 @@ class ConditionalTest:
         eta, lam = sol
         k = self.X.shape[1]
         binding = lam > LAMBDA_TOL
-        X_b = self.X[binding]
-        full_rank = np.linalg.matrix_rank(X_b) == min(X_b.shape) if X_b.size else k == 0
-        if binding.sum() == k + 1 and full_rank:
+        key = binding.tobytes()
+        if key not in self._full_rank:
+            X_b = self.X[binding]
+            self._full_rank[key] = np.linalg.matrix_rank(X_b) == min(X_b.shape) if X_b.size else k == 0
+        if binding.sum() == k + 1 and self._full_rank[key]:
             s_b, vlo, vup = self._primal_bounds(y_t, binding)
         else:
             s_b, vlo, vup = self._dual_bounds(y_t, eta, lam)
@@ -415,8 +546,21 @@ class ConditionalTest:
 
         def support(c):
             """(max value, argmax) of lambda'(S + b c) over the dual polytope."""
-            res = _lp(-(S + b * c), A_eq=self.W.T, b_eq=e1, bounds=(0, None))
-            return (-res.fun, res.x) if res.status == 0 else (np.inf, None)
+            r = S + b * c
+            known = self._bases.solve(r)  # max lambda'r over the polytope is the LP min z_0 s.t. W z >= r
+            if known is not None:
+                return known
+            # At V(c) = c (eta itself, a Newton step landing on the end) the optimum is a tie
+            # of gamma's vertex and another one, but callers then use only the value; the
+            # tenth keeps clear of HiGHS' own error (up to its 1e-7 tolerances) in V(c).
+            known = self._bases.lookup(r, value_only=True)
+            if known is not None and abs(known[0] - c) <= DUAL_EQUALITY_TOL / 10:
+                return known
+            res = _lp(-r, A_eq=self.W.T, b_eq=e1, bounds=(0, None))
+            if res.status != 0:
+                return np.inf, None
+            self._bases.learn(res.lower.marginals, res.x)
+            return -res.fun, res.x
 
         def is_solution(c):
             return abs(support(c)[0] - c) <= DUAL_EQUALITY_TOL
