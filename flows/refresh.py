@@ -403,7 +403,7 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
         outcome, audit_seconds = steps.record_audit(ws, vintage, pending)
         summary.record_validation(outcome)
         lap("validate")
-        summary.step_seconds["validate (the audit itself)"] = round(audit_seconds, 2)
+        summary.step_seconds["audit, beside the studies (not on the path)"] = round(audit_seconds, 2)
         if not summary.reasons:
             if dry_run:
                 summary.status, index_db = "would publish", ws.candidate

@@ -208,9 +208,15 @@ def lines(result: dict) -> list[str]:
                 "for new files and the candidate's preparation):", "",
                 "| stage | s |", "|---|---:|"]
         out += [f"| {k} | {'' if v is None else f'{v:.2f}'} |" for k, v in stage.items()]
-    out += ["", ("The machine is shared (2 cores) with other work: a refresh is CPU-bound (dbt, Great "
-                 "Expectations, the studies, the Prefect server), so other load on the machine lengthens "
-                 "it directly.")]
+    out += ["", ("How the stages overlap: a dbt process imports dbt and parses the project while the files "
+                 "are ingested; worker processes (one per core) import Great Expectations and the "
+                 "estimation stack while dbt runs, then run the audit, the studies and the studies' "
+                 "figures side by side (`flows/workers.py`), so `estimate` is the wall time of the audit "
+                 "and the studies together and the audit's own line is not on the path."),
+            "", ("The machine is shared (2 cores) with other work: a refresh is CPU-bound (dbt, Great "
+                 "Expectations, the studies, the Prefect server; about 85 CPU-seconds in all, so about "
+                 "43 s of wall time on 2 cores even with every stage overlapped), so other load on the "
+                 "machine lengthens it directly.")]
     return out
 
 
