@@ -140,7 +140,6 @@ class ProgramResults:
         here, one by one; return their file names."""
         folder.mkdir(parents=True, exist_ok=True)
         return {name: draw(*args).name for name, (draw, *args) in self.figure_jobs(folder).items()}
-        return files
 
 
 def run_study(con: duckdb.DuckDBPyConnection, name: str):
