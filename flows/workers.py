@@ -108,6 +108,10 @@ class RefreshWorkers:
             self.started = [self._pool.submit(_started) for _ in range(self.count)]
         return self
 
+    def pids(self) -> list[int]:
+        """The worker processes running now."""
+        return list(self._pool._processes or {})
+
     def submit(self, fn: Callable, *args) -> Pending:
         try:
             return Pending(self._pool.submit(fn, *args), fallback=lambda: fn(*args))
