@@ -118,26 +118,31 @@ def ingest(ws: Workspace, vintage: str, retry_failed: bool = False):
 DBT_BUILD = ["build", "--exclude-resource-type", "unit_test"]
 
 
-def prepare_dbt(ws: Workspace, vintage: str):
-    """A dbt process that imports dbt and parses the project while the files are ingested."""
-    from warehouse.dbt_runner import PARSE_STATE, PreparedDbt
+def _dbt_target(ws: Workspace, vintage: str) -> dict:
+    """Where this vintage's dbt build runs: database, work folder, vars, the kept parse."""
+    from warehouse.dbt_runner import PARSE_STATE
     from warehouse.settings import load_dbt_vars
 
-    return PreparedDbt(ws.candidate, ws.work / vintage, vars_={**load_dbt_vars(ws.home), "vintage": vintage},
-                       parse_cache=ws.work / PARSE_STATE)
+    return dict(database=ws.candidate, work_dir=ws.work / vintage,
+                vars_={**load_dbt_vars(ws.home), "vintage": vintage}, parse_cache=ws.work / PARSE_STATE)
+
+
+def prepare_dbt(ws: Workspace, vintage: str):
+    """A dbt process that imports dbt and parses the project while the files are ingested."""
+    from warehouse.dbt_runner import PreparedDbt
+
+    return PreparedDbt(**_dbt_target(ws, vintage))
 
 
 def dbt_build(ws: Workspace, vintage: str, prepared=None):
     """`dbt build` on the candidate: in ``prepared`` (a PreparedDbt of this vintage) if given."""
-    from warehouse.dbt_runner import PARSE_STATE, run_dbt
+    from warehouse.dbt_runner import run_dbt
     from warehouse.faults import crash_point
-    from warehouse.settings import load_dbt_vars
 
     crash_point("dbt")
     if prepared is not None:
         return prepared.run(DBT_BUILD)
-    return run_dbt(DBT_BUILD, ws.candidate, ws.work / vintage,
-                   vars_={**load_dbt_vars(ws.home), "vintage": vintage}, parse_cache=ws.work / PARSE_STATE)
+    return run_dbt(DBT_BUILD, **_dbt_target(ws, vintage))
 
 
 def start_audit(ws: Workspace, vintage: str, dbt_succeeded: bool, workers=None):
@@ -181,22 +186,24 @@ def load_facts(ws: Workspace, vintage: str, marts_built: bool) -> dict:
     return facts
 
 
-def _optional_studies(ws: Workspace) -> tuple[str, ...] | None:
-    """cityres.toml [refresh] studies (None: all); checked with the rest of the file before the refresh."""
+def _studies(ws: Workspace) -> list[str]:
+    """The studies to run: the core ones and cityres.toml's [refresh] studies (checked with the
+    rest of the file before the refresh), longest first."""
+    from estimation.studies.program import selected_studies
     from warehouse.settings import load_refresh_settings
 
-    return load_refresh_settings(ws.home).studies
+    return order_by_cost(selected_studies(load_refresh_settings(ws.home).studies))
 
 
-def estimate(ws: Workspace, vintage: str, synthetic: bool, workers=None) -> dict:
+def estimate(ws: Workspace, workers=None) -> dict:
     """The studies' program on the candidate, read-only (it may run while the audit reads it):
     the results by study, written by `persist_estimates` once the vintage may be published."""
-    from estimation.studies.program import run_study, selected_studies
+    from estimation.studies.program import run_study
     from warehouse.connections import connect_read_only
     from warehouse.faults import crash_point
 
     crash_point("estimate")
-    names = order_by_cost(selected_studies(_optional_studies(ws)))
+    names = _studies(ws)
     if workers is not None:
         pending = {name: workers.study(ws.candidate, name) for name in names}
         return {name: p.result() for name, p in pending.items()}
@@ -295,15 +302,13 @@ def order_by_cost(names: list[str]) -> list[str]:
 
 
 @flow(name="estimation", task_runner=ThreadPoolTaskRunner(max_workers=4))
-def estimation_subflow(ws: Workspace, vintage: str, synthetic: bool, workers: object = None) -> dict:
+def estimation_subflow(ws: Workspace, workers: object = None) -> dict:
     """The studies' program, each study a task, four at a time: in the refresh's worker
     processes when there are any (longest first), else in this process's threads."""
-    from estimation.studies.program import selected_studies
     from warehouse.faults import crash_point
 
     crash_point("estimate")
-    futures = {name: study_task.submit(ws.candidate, name, workers)
-               for name in order_by_cost(selected_studies(_optional_studies(ws)))}
+    futures = {name: study_task.submit(ws.candidate, name, workers) for name in _studies(ws)}
     return {name: future.result() for name, future in futures.items()}
 
 
@@ -380,7 +385,7 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
     else:
         if workers is not None:
             workers.start()  # they import GX and the studies' stack while dbt holds about one core
-        dbt = steps.dbt_build(ws, vintage, **({} if prepared_dbt is None else {"prepared": prepared_dbt}))
+        dbt = steps.dbt_build(ws, vintage, prepared_dbt)
         lap("dbt build")
         summary.dbt_failures, summary.dbt_warnings = dbt.failures, dbt.warnings
         if not dbt.success:
@@ -398,7 +403,7 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
         lap("facts")
         results = None
         if workers is not None and not summary.reasons and not dry_run:
-            results = steps.estimate(ws, vintage, summary.synthetic, workers)
+            results = steps.estimate(ws, workers)
             lap("estimate")
         outcome, audit_seconds = steps.record_audit(ws, vintage, pending)
         summary.record_validation(outcome)
@@ -409,7 +414,7 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
                 summary.status, index_db = "would publish", ws.candidate
             else:
                 if results is None:
-                    results = steps.estimate(ws, vintage, summary.synthetic)
+                    results = steps.estimate(ws)
                     lap("estimate")
                 estimation = steps.persist_estimates(ws, vintage, summary.synthetic, results)
                 steps.record_provenance(ws, vintage, ground_truth)
@@ -428,8 +433,7 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
     if notes:
         summary.facts.setdefault("notes", []).extend(notes)
     if summary.status != "unchanged":
-        extra = {} if workers is None else {"workers": workers}  # steps replaced in tests take no workers
-        summary.report = str(steps.report(ws, summary, estimation, ground_truth, index_db, **extra))
+        summary.report = str(steps.report(ws, summary, estimation, ground_truth, index_db, workers))
         lap("report")
     logger.info("refresh %s: %s%s", vintage, summary.status,
                 "" if not summary.reasons else " (" + "; ".join(summary.reasons) + ")")

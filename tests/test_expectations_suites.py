@@ -63,7 +63,7 @@ def refresh_tampered(baseline: Home, tmp_path: Path, tamper):
     def ingest(ws, load_id, retry_failed=False):
         return IngestSummary(load_id, [FileLoad("city_yearbook", TAMPERED_FILE, "0" * 64, "loaded", rows=1)])
 
-    def dbt_build(ws, load_id):
+    def dbt_build(ws, load_id, prepared=None):
         return DbtResult(True, "dbt build (skipped)", [], [], 0.0, "")
 
     steps = dataclasses.replace(PLAIN_STEPS, nothing_new=lambda ws, retry_failed=False: False, prepare=prepare, ingest=ingest,

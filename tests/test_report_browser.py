@@ -49,9 +49,9 @@ def refreshed(tmp_path_factory):
     write_sample(home.landing, firm_scale=FIRM_SCALE)
     kept = {}
 
-    def report(ws, summary, estimation, ground_truth, index_db=None):
+    def report(ws, summary, estimation, ground_truth, index_db=None, workers=None):
         kept.update(estimation=estimation, ground_truth=ground_truth)
-        return PLAIN_STEPS.report(ws, summary, estimation, ground_truth, index_db)
+        return PLAIN_STEPS.report(ws, summary, estimation, ground_truth, index_db, workers)
 
     summary = run_pipeline(Workspace.for_refresh(home), new_load_id(), dataclasses.replace(PLAIN_STEPS, report=report))
     assert summary.status == "published", summary.reasons

@@ -201,10 +201,3 @@ def persist_program(con: duckdb.DuckDBPyConnection, results: dict, vintage: str,
         modern_did.persist_modern_did(con, vintage, vintage, synthetic, results["modern_did"])
     return program_results(con, results)
 
-
-def run_program(con: duckdb.DuckDBPyConnection, vintage: str, synthetic: bool,
-                optional: tuple[str, ...] | None = None) -> ProgramResults:
-    """The program (the core studies and the optional ones named; None: all), one study after
-    the other, on one connection."""
-    return persist_program(con, {name: run_study(con, name) for name in selected_studies(optional)}, vintage,
-                           synthetic)
