@@ -29,18 +29,22 @@ DESIGNS = {
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--multi-fe-rows", type=int_list, default=[1_000_000],
-                        help="panel sizes, e.g. 1000000,10000000 (10M: pyfixest's MAP runs ~40 min before failing)")
+    parser.add_argument("--multi-fe-rows", type=int_list, default=[1_000_000, 10_000_000],
+                        help="panel sizes, e.g. 1000000,10000000 (10M: pyfixest's MAP would run ~40 min before "
+                             "failing on the AKM design; --multi-fe-timeout stops it)")
     parser.add_argument("--multi-fe-repeats", type=int, default=3)
+    parser.add_argument("--multi-fe-timeout", type=float, default=900,
+                        help="seconds a side may take before it is stopped and reported as not finished")
 
 
 def run(workdir: Path, args) -> dict:
-    out = stamp(NAME, args, ("--multi-fe-rows", "--multi-fe-repeats"))
+    out = stamp(NAME, args, ("--multi-fe-rows", "--multi-fe-repeats", "--multi-fe-timeout"))
     sizes = {}
     for rows in args.multi_fe_rows:
         designs = {}
         for case in DESIGNS:
-            sides = compare_sides(panel_file(workdir, case, rows), case, SIDES, args.multi_fe_repeats)
+            sides = compare_sides(panel_file(workdir, case, rows), case, SIDES, args.multi_fe_repeats,
+                                  args.multi_fe_timeout)
             for s in sides.values():
                 s.pop("coef", None), s.pop("se", None)
             designs[case] = {"rows": sides["ours"]["nobs"], "formula": CASES[case][0], "cluster": CASES[case][1],
