@@ -2,12 +2,13 @@
 
 A refresh's audit (Great Expectations: ~4 s to import, ~8 s to validate the sample) and its
 studies (~20 s) are Python that holds one core each; run in the flow's own process, threads or
-not, they would share that one core. `RefreshWorkers` starts worker processes (one per core, at
-most MAX_WORKERS) when dbt begins; they import GX and the estimation stack while dbt runs (dbt's
-own process holds about one core), then take the audit and the studies as they come, and the
-studies' figures for the report. Each opens the candidate
-read-only, so none can change what another reads; the flow's process writes the validation
-results and the estimates once all are done (estimates only if the audit passed).
+not, they would share that one core. `RefreshWorkers` starts worker processes when dbt begins:
+one per core (at most MAX_WORKERS) for the studies, and one for the audit. They import the
+estimation stack, and GX (the audit's alone), while dbt runs (dbt's own process holds about one
+core); then the audit runs beside the studies as they come, and then the studies' figures for
+the report. Each opens the candidate read-only, so none can change what another reads; the
+flow's process writes the validation results and the estimates once all are done (estimates
+only if the audit passed).
 
 Where no workers run (a dry run, `cityres validate`, the test suite's plain steps) or a worker
 died, the same functions run in the calling process: a result never depends on where it ran.
@@ -28,21 +29,30 @@ from warehouse.connections import THREADS_ENV
 MAX_WORKERS = 4
 
 
-def _prepare() -> None:
-    """Import what the audit and the studies need (each worker, when it starts)."""
+def _prepare_common() -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     # The workers already fill the cores with their own work (the sample's studies read a few
     # thousand rows): DuckDB's own threads would only compete with the other workers.
     os.environ.setdefault(THREADS_ENV, "1")
+
+
+def _prepare_audit() -> None:
+    """Import what the audit needs (the audit's worker, when it starts)."""
+    _prepare_common()
     import great_expectations  # noqa: F401  (the slow one: ~4 s)
 
+    import expectations.audit  # noqa: F401
+
+
+def _prepare_studies() -> None:
+    """Import what the studies and their figures need (each study worker, when it starts)."""
+    _prepare_common()
     import matplotlib
 
     matplotlib.use("Agg", force=True)  # files only, as the report draws them
     import matplotlib.pyplot  # noqa: F401
 
     import estimation.studies.program  # noqa: F401
-    import expectations.audit  # noqa: F401
 
 
 def _started() -> int:
@@ -91,13 +101,21 @@ def run_here(fn: Callable, *args) -> Pending:
 
 
 class RefreshWorkers:
-    """Spawned worker processes, started at once and prepared in the background."""
+    """Spawned worker processes, started at once and prepared in the background.
+
+    One process for the audit, which alone imports Great Expectations (~4 s of a core that every
+    study worker would otherwise spend too), and one per core (at most MAX_WORKERS) for the
+    studies and their figures. The audit's process is one more than the cores: while it runs,
+    the system shares the cores among it and the study workers, and once it is done the study
+    workers have them all.
+    """
 
     def __init__(self, workers: int | None = None) -> None:
         count = workers or max(1, min(MAX_WORKERS, os.cpu_count() or 1))
         # spawn, not fork: the flow's process has DuckDB, Prefect and thread pools a fork would copy mid-flight
-        self._pool = ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_prepare)
+        spawn = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(max_workers=count, mp_context=spawn, initializer=_prepare_studies)
+        self._audit_pool = ProcessPoolExecutor(max_workers=1, mp_context=spawn, initializer=_prepare_audit)
         self.count = count
         self.started: list[Future] = []
 
@@ -105,21 +123,27 @@ class RefreshWorkers:
         """Start every worker now (else each starts with its first piece of work)."""
         if not self.started:
             # one call per worker: the pool spawns a process for each call that finds no idle one
-            self.started = [self._pool.submit(_started) for _ in range(self.count)]
+            self.started = [self._audit_pool.submit(_started)] + [self._pool.submit(_started)
+                                                                   for _ in range(self.count)]
         return self
 
     def pids(self) -> list[int]:
-        """The worker processes running now."""
-        return list(self._pool._processes or {})
+        """The worker processes running now (the audit's first)."""
+        return list(self._audit_pool._processes or {}) + list(self._pool._processes or {})
 
-    def submit(self, fn: Callable, *args) -> Pending:
+    @staticmethod
+    def _submit(pool: ProcessPoolExecutor, fn: Callable, *args) -> Pending:
         try:
-            return Pending(self._pool.submit(fn, *args), fallback=lambda: fn(*args))
+            return Pending(pool.submit(fn, *args), fallback=lambda: fn(*args))
         except (BrokenProcessPool, RuntimeError):
             return run_here(fn, *args)
 
+    def submit(self, fn: Callable, *args) -> Pending:
+        """``fn(*args)`` in a study worker."""
+        return self._submit(self._pool, fn, *args)
+
     def audit(self, database: Path, run_id: str, **kwargs) -> Pending:
-        return self.submit(timed_audit, database, run_id, kwargs)
+        return self._submit(self._audit_pool, timed_audit, database, run_id, kwargs)
 
     def study(self, candidate: Path, name: str) -> Pending:
         return self.submit(study_on, candidate, name)
@@ -127,7 +151,8 @@ class RefreshWorkers:
     def close(self) -> None:
         # Not waiting: the workers' exit (a second or so of tearing down GX and pandas) overlaps
         # the rest of the flow; the interpreter joins them before it exits.
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._audit_pool, self._pool):
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> "RefreshWorkers":
         return self

@@ -22,8 +22,10 @@ def _results(outcome) -> list[dict]:
 
 
 def test_the_workers_are_other_processes(workers):
-    ran_in = {f.result() for f in workers.started}  # the first one up may take both calls
-    assert len(workers.pids()) == 2 and ran_in <= set(workers.pids()) and os.getpid() not in ran_in
+    ran_in = {f.result() for f in workers.started}  # the first study worker up may take both calls
+    # the audit's own process and one per study worker
+    assert len(workers.pids()) == 3 and ran_in <= set(workers.pids()) and os.getpid() not in ran_in
+    assert workers.started[0].result() == workers.pids()[0]
 
 
 def test_the_audit_in_a_worker_equals_the_audit_here(published_sample, workers):
@@ -67,8 +69,8 @@ def test_a_figure_drawn_in_a_worker_is_the_figure_drawn_here(published_sample, w
 
 def test_work_of_a_worker_that_died_runs_in_the_calling_process():
     with RefreshWorkers(workers=1) as pool:
-        pool.start().started[0].result()
-        (pid,) = pool.pids()
-        os.kill(pid, signal.SIGKILL)  # e.g. the OOM killer
+        [f.result() for f in pool.start().started]
+        audit_pid, study_pid = pool.pids()
+        os.kill(study_pid, signal.SIGKILL)  # e.g. the OOM killer
         assert pool.submit(os.getpid).result() == os.getpid()  # run again here
         assert pool.submit(os.getpid).result() == os.getpid()  # and so on, once the pool is broken
