@@ -251,6 +251,32 @@ def test_dbt_docs_generate_describes_every_mart_column(built):
         assert built_columns == described, node["name"]
 
 
+def test_every_models_descriptions_are_duckdb_comments(built):
+    """The on-run-end hook (macros/persist_descriptions.sql) writes each model's YAML description
+    on its relation and on each of its columns that exists, as dbt's persist_docs would."""
+    root, database, _ = built
+    manifest = json.loads((root / "dbt" / "target" / "manifest.json").read_text())
+    models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
+    with duckdb.connect(str(database), read_only=True) as con:
+        relation_comment = {(s, t): c for s, t, c in con.execute(
+            "select schema_name, table_name, comment from duckdb_tables() "
+            "union all select schema_name, view_name, comment from duckdb_views()").fetchall()}
+        column_comment = {(s, t, n): c for s, t, n, c in con.execute(
+            "select schema_name, table_name, column_name, comment from duckdb_columns()").fetchall()}
+    described = 0
+    for node in models:
+        key = (node["schema"], node["alias"])
+        assert key in relation_comment, key
+        assert relation_comment[key] == (node["description"] or None), key
+        for name, spec in node["columns"].items():
+            if spec.get("description") and (*key, name) in column_comment:
+                assert column_comment[(*key, name)] == spec["description"], (key, name)
+                described += 1
+        undocumented = {c for (s, t, c), v in column_comment.items() if (s, t) == key and v is not None}
+        assert undocumented <= {c for c, spec in node["columns"].items() if spec.get("description")}, key
+    assert len(models) >= 50 and described >= 200
+
+
 def test_city_size_tiers_follow_the_2014_standard_as_the_generator_assigned_them(built):
     _, database, truth = built
     tiers = frame(database, "select distinct city_code, size_tier, size_tier_group from analysis_panel")
