@@ -153,6 +153,25 @@ def test_levels_explained_by_the_largest_fixed_effect(con):
     check(res, pf_within(AKM, df, {"CRV1": "firm"}))
 
 
+def test_the_explicit_operators_diagonal_finds_the_same_explained_levels(con):
+    """The preconditioner that comes with the explicit S equals the SQL pass's, zeros included
+    (firms with only stayers), on the two-year panel above."""
+    from estimation.engine import fe_cg
+    from estimation.engine.sample import build_sample
+    from estimation.engine.sqlutil import temp_scope
+
+    con.register("panel", akm_panel(20_000, 2_000, 2, seed=1))
+    with temp_scope(con) as scope:
+        sample = build_sample(con, scope, "panel", "y", ["x1"], ["worker", "firm", "year"], None, None)
+        index = fe_cg.fe_index(con, scope, sample.table, sample.fe, sample.weights)
+        _, diag = fe_cg.schur_matrix(con, scope, index)
+        in_sql = fe_cg.schur_diagonal(con, index)
+    explained = np.flatnonzero((in_sql == 0) & (index.level_weight > 0))
+    assert len(explained) > 100
+    np.testing.assert_array_equal(diag == 0, in_sql == 0)
+    np.testing.assert_allclose(diag, in_sql, rtol=1e-12, atol=0)
+
+
 # ------------------------------------------------------------ the demeaner itself
 def test_conjugate_gradient_agrees_with_alternating_projections(con):
     df = multi_fe_panel(8, drop=0.2)
@@ -210,13 +229,18 @@ def test_explicit_schur_complement_equals_the_dense_product(con, weights):
     with temp_scope(con) as scope:
         sample = build_sample(con, scope, "panel", "y", ["x1"], fe, None, weights, drop_singletons=False)
         index = fe_cg.fe_index(con, scope, sample.table, sample.fe, sample.weights)
-        got = fe_cg.schur_matrix(con, scope, index).toarray()
+        explicit, diag = fe_cg.schur_matrix(con, scope, index)
+        in_sql = fe_cg.schur_diagonal(con, index)
+        got = explicit.toarray()
     want, kept = _dense_schur(df, fe, weights)
     # the sample codes levels 1..L in sorted order, as get_dummies orders its columns
     slots = np.concatenate([index.offsets[q] + np.arange(1, df[fe[q]].nunique() + 1) for q in kept])
     np.testing.assert_allclose(got[np.ix_(slots, slots)], want, rtol=0, atol=1e-10 * np.abs(want).max())
     others = np.setdiff1d(np.arange(index.size), slots)
     assert not got[others].any() and not got[:, others].any()
+    # the preconditioner from the same entries: the SQL pass's diagonal, floors and nested levels alike
+    np.testing.assert_allclose(diag, in_sql, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(diag[slots], np.diag(want), rtol=1e-9, atol=0)
 
 
 @pytest.mark.parametrize("weights", [None, "w"])

@@ -49,12 +49,14 @@ Where the work happens:
 **The explicit operator** (the default when it is affordable, :func:`schur_matrix`). S itself
 is a sparse matrix over the kept levels only (firms and years of a worker-firm panel, not the
 rows): D_K'WD_K (level weights and cross-FE co-occurrence weights) minus
-sum_g n_gl n_gl' / m_g over the eliminated levels g. Its entries come from GROUP BYs over the
-cells in SQL, once; each iteration is then S P in scipy (microseconds to milliseconds)
-instead of a pass over the cells. The stopping rule needs max_i |r_ij| over the rows, which
+sum_g n_gl n_gl' / m_g over the eliminated levels g. The level pairs (g, l) and their weights
+come from GROUP BYs over the cells in SQL, once; the second term is then N'N (N_gl = n_gl /
+sqrt(m_g)), one sparse product in scipy, with a kept FE of few levels (years) as a dense block;
+the preconditioner's diagonal comes from the same pairs. Each iteration is then S P in scipy
+(microseconds to milliseconds) instead of a pass over the cells. The stopping rule needs max_i |r_ij| over the rows, which
 the level vectors bound: |(M_e D_K p)_i| <= 2 sum_q max_l |p_l| over the kept FE q
 (:func:`row_change_bound`), a conservative test that costs a few more iterations (AKM 200k
-rows: 292 against 278). The pairing pass makes sum_g k_g^2 rows (k_g: the kept levels met by
+rows: 292 against 278). The product costs sum_g k_g^2 steps (k_g: the kept levels met by
 eliminated group g); beyond 64 x the cells or 4e8 pairs the SQL operator is used instead.
 
 **Stopping rule** (the rule of the alternating projections in :mod:`.demean`): in one
@@ -241,10 +243,16 @@ def schur_diagonal(con: duckdb.DuckDBPyConnection, index: FeIndex) -> np.ndarray
         f"WITH m AS (SELECT {ge}, sum(__sw) AS __m, sum(__n) AS __c FROM {index.cells} GROUP BY {ge}) "
         f"{' UNION ALL '.join(parts)}"
     ).fetchnumpy()
-    keys = np.asarray(got["__key"], dtype=np.int64)
+    return _floored_diagonal(index, np.asarray(got["__key"], dtype=np.int64), np.asarray(got["__d"], dtype=float),
+                             np.asarray(got["__out"], dtype=np.int64))
+
+
+def _floored_diagonal(index: FeIndex, keys: np.ndarray, d: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    """diag(S) over the slots: ``d`` at ``keys``, floored; 0 where no row of the level's e-groups
+    lies outside the level (``outside`` == 0) and on every other slot."""
     diag = np.zeros(index.size)
-    diag[keys] = np.maximum(np.asarray(got["__d"], dtype=float), DIAGONAL_FLOOR * index.level_weight[keys])
-    diag[keys[np.asarray(got["__out"], dtype=np.int64) == 0]] = 0.0
+    diag[keys] = np.maximum(d, DIAGONAL_FLOOR * index.level_weight[keys])
+    diag[keys[outside == 0]] = 0.0
     return diag
 
 
@@ -303,57 +311,107 @@ def apply_schur(con: duckdb.DuckDBPyConnection, index: FeIndex, vectors: _Vector
     return _kept_sums(con, index, ctes, directions.shape[1], with_max=True)
 
 
-# The explicit S costs one pass that pairs the kept levels within each eliminated group
-# (sum_g k_g^2 rows, k_g = kept levels met by group g) and then nothing per iteration; the
-# SQL operator costs one pass over the cells per iteration.  Measured (1M rows, 2 shared
-# cores): AKM-like worker+firm+year, sum k_g^2 = 13 x cells, 380 iterations: 68 s -> ~3 s;
-# unit+year+sector, 32 x cells, 9 iterations: about even.  Beyond these budgets the pairing
-# pass (and the memory of S) would outgrow what it saves.
+# The explicit S costs one sparse product whose work is sum_g k_g^2 (k_g = kept levels met by
+# eliminated group g) and then nothing per iteration; the SQL operator costs one pass over the
+# cells per iteration.  Measured (1M rows, 2 shared cores): AKM-like worker+firm+year,
+# sum k_g^2 = 13 x cells, 380 iterations: 68 s -> ~3 s; unit+year+sector, 32 x cells, 9
+# iterations: 4.0 s -> 2.0 s.  Beyond these budgets the product (and the memory of S) would
+# outgrow what it saves.
 EXPLICIT_PAIRS_PER_CELL = 64
 EXPLICIT_PAIRS_MAX = 400_000_000
 
 
 def schur_matrix(con: duckdb.DuckDBPyConnection, scope: TempScope, index: FeIndex):
-    """S = D_K'W D_K - (E'W D_K)' (E'W E)^-1 (E'W D_K) as a sparse matrix over the global slots,
-    or None when the pairing pass would exceed the budgets above.
+    """(S, its floored diagonal as :func:`schur_diagonal` gives it), S = D_K'W D_K -
+    (E'W D_K)' (E'W E)^-1 (E'W D_K) a sparse matrix over the global slots; or None when the
+    product would exceed the budgets above.
 
     E is the eliminated FE's dummy matrix.  The first term has the level weights on its
-    diagonal and, between two kept FE, the weight of the rows that share both levels; the
-    second sums n_gl n_gl' / m_g over the eliminated levels g.  Both are GROUP BYs over the
-    cells; numpy receives only the non-zero entries of S (kept levels x kept levels).
+    diagonal and, between two kept FE, the weight of the rows that share both levels (GROUP BYs
+    over the cells).  The second is N'N with N_gl = n_gl / sqrt(m_g): n_gl the weight of the
+    rows in eliminated level g and kept level l (one GROUP BY over the cells, an entry per
+    pair met in the data), m_g the weight of g; scipy's sparse product forms it in one
+    single-threaded pass of sum_g k_g^2 multiply-adds, where a self-join in SQL would first
+    write out every pair (10M rows, unit+year+sector: 320M pairs, 12 s against about 5 s).
+    The diagonal comes from the same entries (sum_g n_gl (m_g - n_gl) / m_g, with the
+    nested levels found by exact row counts), which saves :func:`schur_diagonal`'s pass.
     """
     from scipy import sparse
 
     ge, kept = f"__g{index.eliminated}", index.kept
-    groups = scope.table("egroups")
-    con.execute(
-        f"CREATE TEMP TABLE {groups} AS "
-        + " UNION ALL ".join(f"SELECT {ge} AS __e, __g{q} AS __l, sum(__sw) AS __w FROM {index.cells} GROUP BY ALL"
-                             for q in kept)
-    )
-    pairs, n_cells = con.execute(
-        f"SELECT (SELECT sum(k * k) FROM (SELECT count(*) AS k FROM {groups} GROUP BY __e)), "
-        f"(SELECT count(*) FROM {index.cells})"
-    ).fetchall()[0]
-    if pairs is None or pairs > min(EXPLICIT_PAIRS_MAX, EXPLICIT_PAIRS_PER_CELL * max(int(n_cells), 1)):
-        scope.drop(groups)
+    start = index.offsets[index.eliminated]
+    got = con.execute(
+        " UNION ALL ".join(f"SELECT {ge} AS __e, __g{q} AS __l, sum(__sw) AS __w, sum(__n) AS __c "
+                           f"FROM {index.cells} GROUP BY ALL" for q in kept)
+    ).fetchnumpy()
+    e = np.asarray(got["__e"], dtype=np.int64) - start
+    level = np.asarray(got["__l"], dtype=np.int64)
+    w = np.asarray(got["__w"], dtype=float)
+    rows_in = np.asarray(got["__c"], dtype=np.int64)
+    del got
+    met = np.bincount(e)  # k_g: the kept levels group g meets
+    pairs = int(np.dot(met, met))
+    n_cells = int(con.execute(f"SELECT count(*) FROM {index.cells}").fetchall()[0][0])
+    if pairs > min(EXPLICIT_PAIRS_MAX, EXPLICIT_PAIRS_PER_CELL * max(n_cells, 1)):
         return None
+    # m_g and the rows of g from the first kept FE alone: its levels split each group's rows once
+    q0 = kept[0]
+    first = (level >= index.offsets[q0]) & (level < (index.offsets[q0 + 1] if q0 + 1 < len(index.offsets)
+                                                     else index.size))
+    m = np.bincount(e[first], weights=w[first], minlength=len(met))
+    # row counts as float64 sums: integers below 2^53, so exact
+    group_rows = np.bincount(e[first], weights=rows_in[first], minlength=len(met))
+    m_e = m[e]
+    d = np.bincount(level, weights=w * (m_e - w) / m_e, minlength=index.size)
+    outside = np.bincount(level, weights=group_rows[e] - rows_in, minlength=index.size)
+    keys = np.flatnonzero(np.bincount(level, minlength=index.size))
+    diag = _floored_diagonal(index, keys, d[keys], outside[keys])
+    n = sparse.csr_matrix((w / np.sqrt(m_e), (e, level)), shape=(len(met), index.size))
+    del e, w, m_e, rows_in, level
+    pooled = _gram(n, [index.used_slots(q) for q in kept], index.size)
     cross = [f"SELECT __g{q} AS __i, __g{r} AS __j, sum(__sw) AS __s FROM {index.cells} GROUP BY ALL"
              for q in kept for r in kept if q != r]
-    got = con.execute(
-        f"WITH m AS (SELECT {ge} AS __e, sum(__sw) AS __m FROM {index.cells} GROUP BY ALL), "
-        f"v AS (SELECT g.__e, g.__l, g.__w / sqrt(m.__m) AS __v FROM {groups} g JOIN m USING (__e)) "
-        f"SELECT a.__l AS __i, b.__l AS __j, -sum(a.__v * b.__v) AS __s FROM v a JOIN v b USING (__e) GROUP BY ALL"
-        + "".join(f" UNION ALL {c}" for c in cross)
-    ).fetchnumpy()
-    scope.drop(groups)
-    rows = np.asarray(got["__i"], dtype=np.int64)
-    cols = np.asarray(got["__j"], dtype=np.int64)
-    vals = np.asarray(got["__s"], dtype=float)
+    rows, cols, vals = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+    if cross:
+        got = con.execute(" UNION ALL ".join(cross)).fetchnumpy()
+        rows, cols = np.asarray(got["__i"], dtype=np.int64), np.asarray(got["__j"], dtype=np.int64)
+        vals = np.asarray(got["__s"], dtype=float)
     slots = np.concatenate([index.used_slots(q) for q in kept])
     rows, cols = np.concatenate([rows, slots]), np.concatenate([cols, slots])
     vals = np.concatenate([vals, index.level_weight[slots]])
-    return sparse.csr_matrix((vals, (rows, cols)), shape=(index.size, index.size))
+    cooccur = sparse.csr_matrix((vals, (rows, cols)), shape=(index.size, index.size))
+    return (cooccur - pooled).tocsr(), diag
+
+
+DENSE_LEVELS = 64  # a kept FE with at most this many levels (years) is multiplied as a dense block
+
+
+def _gram(n, blocks: Sequence[np.ndarray], size: int):
+    """N'N (size x size, sparse) with the columns of the kept FE with few levels as dense blocks.
+
+    A sparse-by-sparse product costs sum_g k_g^2 steps of scipy's general loop (about 15 ns
+    each); a FE with a handful of levels (years) met by every group makes most of those pairs,
+    and its columns multiply far faster as a dense block: BLAS for its own block, a
+    sparse-by-dense product for its cross block with the others."""
+    from scipy import sparse
+
+    small = np.concatenate([np.zeros(0, dtype=np.int64)] + [b for b in blocks if 0 < len(b) <= DENSE_LEVELS])
+    large = np.concatenate([np.zeros(0, dtype=np.int64)] + [b for b in blocks if len(b) > DENSE_LEVELS])
+    parts = []  # (rows, cols, block)
+    if len(large):
+        n_large = n[:, large]
+        parts.append((large, large, (n_large.T @ n_large).tocoo()))
+    if len(small):
+        n_small = n[:, small].toarray()
+        parts.append((small, small, sparse.coo_matrix(n_small.T @ n_small)))
+        if len(large):
+            cross = sparse.coo_matrix(np.asarray(n_large.T @ n_small))
+            parts.append((large, small, cross))
+            parts.append((small, large, cross.T))
+    rows = np.concatenate([r[b.row] for r, _, b in parts])
+    cols = np.concatenate([c[b.col] for _, c, b in parts])
+    vals = np.concatenate([b.data for _, _, b in parts])
+    return sparse.csr_matrix((vals, (rows, cols)), shape=(size, size))
 
 
 def row_change_bound(blocks: Sequence[np.ndarray], directions: np.ndarray) -> np.ndarray:
@@ -387,8 +445,11 @@ def solve_schur(con: duckdb.DuckDBPyConnection, scope: TempScope, index: FeIndex
     whose step grew to 5e18 and wiped out a column when iterating on).
     """
     n_col = rhs.shape[1]
-    diag = schur_diagonal(con, index)
     explicit = schur_matrix(con, scope, index)
+    if explicit is not None:
+        explicit, diag = explicit
+    else:
+        diag = schur_diagonal(con, index)
     used = [index.used_slots(q) for q in index.kept]
     if explicit is not None:
         # iterate on the kept FE's used levels only (the eliminated FE's slots are most of them)
