@@ -42,8 +42,9 @@ test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 ## Every benchmark section (tests/benchmarks/run.py: placebo, staggered placebo, 10M-row TWFE, three FE, peers,
-## firm_scale, refresh, growth): about 1.5 h on 2 cores (placebo 2 min, staggered placebo 5, peers 6-10,
-## growth ~25 at its default sizes, 10M TWFE ~2.5, three FE ~15, firm_scale ~18 and ~8 GB of disk, refresh ~5),
+## firm_scale, refresh, growth): about 2.25 h on 2 cores (placebo 2 min, staggered placebo 5, peers 6-10,
+## growth ~25 at its default sizes, 10M TWFE ~2.5, three FE ~55 at 1M and 10M rows (30 of them pyfixest's MAP
+## stopped at --multi-fe-timeout 900 s), firm_scale ~18 and ~8 GB of disk, refresh ~5),
 ## peak ~8 GiB RAM (pyfixest at 10M rows); stores
 ## tests/benchmarks/results/*.json and writes BENCHMARKS.md. One section: python -m tests.benchmarks.run --only NAME.
 bench: $(STAMP)
