@@ -92,8 +92,9 @@ def column_stats(
     """Grand means, scales, centred and raw sums of squares, in two scans."""
     w = f"{weights} * " if weights else ""
     sw = f"sum({weights})" if weights else "count(*)"
-    # raw (uncentred) values: compensated sums, as large means would cancel
-    first = [f"fsum({w}{c}) / {sw}" for c in columns] + [f"fsum({w}{c} * {c})" for c in columns]
+    # means: compensated sums, as large means would cancel; the raw sums of squares (only a scale
+    # for the collinearity check) add non-negative terms, so a plain sum is accurate (and cheaper)
+    first = [f"fsum({w}{c}) / {sw}" for c in columns] + [f"sum({w}{c} * {c})" for c in columns]
     row = con.execute(f"SELECT {sw}, {', '.join(first)} FROM {table}").fetchone()
     sum_w = float(row[0])
     m = len(columns)
