@@ -39,7 +39,7 @@ browser:
 
 ## The test suite (CI runs exactly this through .ci/run).
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 ## Every benchmark section (tests/benchmarks/run.py: placebo, staggered placebo, 10M-row TWFE, three FE, peers,
 ## firm_scale, refresh, growth): about 2.25 h on 2 cores (placebo 2 min, staggered placebo 5, peers 6-10,
