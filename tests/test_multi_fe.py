@@ -164,7 +164,7 @@ def test_the_explicit_operators_diagonal_finds_the_same_explained_levels(con):
     with temp_scope(con) as scope:
         sample = build_sample(con, scope, "panel", "y", ["x1"], ["worker", "firm", "year"], None, None)
         index = fe_cg.fe_index(con, scope, sample.table, sample.fe, sample.weights)
-        _, diag = fe_cg.schur_matrix(con, scope, index)
+        _, diag = fe_cg.schur_matrix(con, index)
         in_sql = fe_cg.schur_diagonal(con, index)
     explained = np.flatnonzero((in_sql == 0) & (index.level_weight > 0))
     assert len(explained) > 100
@@ -229,7 +229,7 @@ def test_explicit_schur_complement_equals_the_dense_product(con, weights):
     with temp_scope(con) as scope:
         sample = build_sample(con, scope, "panel", "y", ["x1"], fe, None, weights, drop_singletons=False)
         index = fe_cg.fe_index(con, scope, sample.table, sample.fe, sample.weights)
-        explicit, diag = fe_cg.schur_matrix(con, scope, index)
+        explicit, diag = fe_cg.schur_matrix(con, index)
         in_sql = fe_cg.schur_diagonal(con, index)
         got = explicit.toarray()
     want, kept = _dense_schur(df, fe, weights)

@@ -136,10 +136,13 @@ class FeIndex:
     def kept(self) -> list[int]:
         return [q for q in range(len(self.offsets)) if q != self.eliminated]
 
+    def slot_end(self, q: int) -> int:
+        """One past the last global slot of FE q."""
+        return self.offsets[q + 1] if q + 1 < len(self.offsets) else self.size
+
     def used_slots(self, q: int) -> np.ndarray:
         """Global slot numbers of the levels of FE q present in the sample."""
-        end = self.offsets[q + 1] if q + 1 < len(self.offsets) else self.size
-        return self.offsets[q] + np.flatnonzero(self.level_weight[self.offsets[q]:end] > 0)
+        return self.offsets[q] + np.flatnonzero(self.level_weight[self.offsets[q]:self.slot_end(q)] > 0)
 
     def slot_columns(self, fe: Sequence[str]) -> str:
         """SQL select list mapping the FE code columns ``fe`` to their global slots."""
@@ -321,7 +324,7 @@ EXPLICIT_PAIRS_PER_CELL = 64
 EXPLICIT_PAIRS_MAX = 400_000_000
 
 
-def schur_matrix(con: duckdb.DuckDBPyConnection, scope: TempScope, index: FeIndex):
+def schur_matrix(con: duckdb.DuckDBPyConnection, index: FeIndex):
     """(S, its floored diagonal as :func:`schur_diagonal` gives it), S = D_K'W D_K -
     (E'W D_K)' (E'W E)^-1 (E'W D_K) a sparse matrix over the global slots; or None when the
     product would exceed the budgets above.
@@ -355,9 +358,7 @@ def schur_matrix(con: duckdb.DuckDBPyConnection, scope: TempScope, index: FeInde
     if pairs > min(EXPLICIT_PAIRS_MAX, EXPLICIT_PAIRS_PER_CELL * max(n_cells, 1)):
         return None
     # m_g and the rows of g from the first kept FE alone: its levels split each group's rows once
-    q0 = kept[0]
-    first = (level >= index.offsets[q0]) & (level < (index.offsets[q0 + 1] if q0 + 1 < len(index.offsets)
-                                                     else index.size))
+    first = (level >= index.offsets[kept[0]]) & (level < index.slot_end(kept[0]))
     m = np.bincount(e[first], weights=w[first], minlength=len(met))
     # row counts as float64 sums: integers below 2^53, so exact
     group_rows = np.bincount(e[first], weights=rows_in[first], minlength=len(met))
@@ -368,7 +369,8 @@ def schur_matrix(con: duckdb.DuckDBPyConnection, scope: TempScope, index: FeInde
     diag = _floored_diagonal(index, keys, d[keys], outside[keys])
     n = sparse.csr_matrix((w / np.sqrt(m_e), (e, level)), shape=(len(met), index.size))
     del e, w, m_e, rows_in, level
-    pooled = _gram(n, [index.used_slots(q) for q in kept], index.size)
+    blocks = [index.used_slots(q) for q in kept]
+    pooled = _gram(n, blocks, index.size)
     cross = [f"SELECT __g{q} AS __i, __g{r} AS __j, sum(__sw) AS __s FROM {index.cells} GROUP BY ALL"
              for q in kept for r in kept if q != r]
     rows, cols, vals = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
@@ -376,7 +378,7 @@ def schur_matrix(con: duckdb.DuckDBPyConnection, scope: TempScope, index: FeInde
         got = con.execute(" UNION ALL ".join(cross)).fetchnumpy()
         rows, cols = np.asarray(got["__i"], dtype=np.int64), np.asarray(got["__j"], dtype=np.int64)
         vals = np.asarray(got["__s"], dtype=float)
-    slots = np.concatenate([index.used_slots(q) for q in kept])
+    slots = np.concatenate(blocks)
     rows, cols = np.concatenate([rows, slots]), np.concatenate([cols, slots])
     vals = np.concatenate([vals, index.level_weight[slots]])
     cooccur = sparse.csr_matrix((vals, (rows, cols)), shape=(index.size, index.size))
@@ -445,7 +447,7 @@ def solve_schur(con: duckdb.DuckDBPyConnection, scope: TempScope, index: FeIndex
     whose step grew to 5e18 and wiped out a column when iterating on).
     """
     n_col = rhs.shape[1]
-    explicit = schur_matrix(con, scope, index)
+    explicit = schur_matrix(con, index)
     if explicit is not None:
         explicit, diag = explicit
     else:
