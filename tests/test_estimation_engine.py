@@ -175,3 +175,69 @@ def test_map_stops_on_absolute_plus_relative_change(con):
     assert res.extra["demean_max_change"] <= 1e-12
     ref = feols(con, "panel", "res ~ did + tiny | unit + year")  # exact within_dummies
     assert res.coef["did"] == pytest.approx(ref.coef["did"], abs=1e-9)
+
+
+# ----------------------------------------------- integer codes of FE and cluster columns
+def _codes_and_raw(con, source: str, fe: list[str], cluster: str | None):
+    from estimation.engine.sample import build_sample
+    from estimation.engine.sqlutil import temp_scope
+
+    with temp_scope(con) as scope:
+        s = build_sample(con, scope, source, "res", ["did", "x1"], fe, cluster, None,
+                         carry={f"__raw{j}": c for j, c in enumerate(fe)})
+        codes = con.execute(f"SELECT {', '.join(s.fe)}, {', '.join(f'__raw{j}' for j in range(len(fe)))} "
+                            f"FROM {s.table}").df()
+        return s, codes
+
+
+def test_integer_ids_with_gaps_get_dense_codes_in_sorted_order(con, monkeypatch):
+    """Offset codes (integer ids) and ranked codes (text ids) are the same 1..L: gaps from
+    absent ids, from rows deleted for a NULL and from emptied singleton levels are closed."""
+    df = make_panel(41, n_units=30, n_periods=8)
+    df["unit"] = df["unit"] * 7 + 3  # ids 3, 10, 17, ...: span 204 <= 240 rows, so coded by offset
+    df.loc[df["year"] == 2008, "res"] = np.nan  # a whole year deleted listwise: a gap in the year codes
+    df.loc[df["unit"] == 10, "x1"] = np.nan  # and a whole unit
+    lone = pd.DataFrame({"unit": [210, 211], "year": [2010, 2010], "did": 0.0, "x1": 1.0, "res": 1.0})
+    df = pd.concat([df, lone], ignore_index=True)  # singleton units: removed, a gap at the top
+    text = df.assign(unit=df["unit"].map("u{:04d}".format), year=df["year"].map("y{}".format))
+    con.register("ints", df)
+    con.register("texts", text)
+    from estimation.engine import sample
+
+    decisions = []
+    offset_codable = sample._offset_codable
+    monkeypatch.setattr(sample, "_offset_codable", lambda *a: decisions.append(offset_codable(*a)) or decisions[-1])
+    s_int, c_int = _codes_and_raw(con, "ints", ["unit", "year"], "unit")
+    s_txt, c_txt = _codes_and_raw(con, "texts", ["unit", "year"], "unit")
+    assert decisions == [True, True, False, False]  # integers by offset, text by rank
+    assert s_int.n_singletons == s_txt.n_singletons == 2 and s_int.nobs == s_txt.nobs
+    assert s_int.fe_levels == s_txt.fe_levels == [29, 7]
+    for codes, levels in ((c_int, s_int.fe_levels), (c_txt, s_txt.fe_levels)):
+        for j, f in enumerate(s_int.fe):
+            assert sorted(codes[f].unique()) == list(range(1, levels[j] + 1))
+            by_raw = codes.groupby(f"__raw{j}")[f].agg(["min", "max"]).sort_index()
+            assert (by_raw["min"] == by_raw["max"]).all() and by_raw["min"].is_monotonic_increasing
+    both = c_int.assign(key=c_int["__raw0"].map("u{:04d}".format) + c_int["__raw1"].map("y{}".format))
+    other = c_txt.assign(key=c_txt["__raw0"] + c_txt["__raw1"])
+    merged = both.merge(other, on="key", suffixes=("_i", "_t"))
+    assert len(merged) == s_int.nobs
+    assert (merged["__f0_i"] == merged["__f0_t"]).all() and (merged["__f1_i"] == merged["__f1_t"]).all()
+
+
+def test_a_year_emptied_by_singleton_removal_keeps_the_year_dummies_right(con):
+    """Year 2007 holds only singleton units: removing them empties a year in the middle of the
+    codes. The small FE's dummies (within_dummies) must still be one per remaining year: the
+    coefficients equal a least-squares fit with every dummy, by numpy on the same rows."""
+    df = make_panel(42, n_units=25, n_periods=6)
+    df = df[df["year"] != 2007].drop(index=[0, 13, 40])  # unbalanced: the dummies' method
+    lone = pd.DataFrame({"unit": [900, 901, 902], "year": 2007, "did": [0.0, 1.0, 0.0],
+                         "x1": [0.3, -1.2, 2.0], "x2": [1.0, 0.5, -0.7], "res": [5.0, -3.0, 8.0]})
+    df = pd.concat([df, lone], ignore_index=True)
+    con.register("panel", df)
+    res = feols(con, "panel", "res ~ did + x1 + x2 | unit + year", vcov="iid")
+    assert res.demean_method == "within_dummies" and res.nobs == 25 * 5 - 3
+    kept = df[df["unit"] < 900]
+    dummies = pd.get_dummies(kept[["unit", "year"]].astype(str), drop_first=True).to_numpy(float)
+    design = np.column_stack([kept[["did", "x1", "x2"]].to_numpy(), np.ones(len(kept)), dummies])
+    beta = np.linalg.lstsq(design, kept["res"].to_numpy(), rcond=None)[0]
+    np.testing.assert_allclose(res.coef, beta[:3], rtol=0, atol=1e-10)

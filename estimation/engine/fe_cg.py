@@ -118,8 +118,8 @@ NULL_RAYLEIGH = 1e3 * np.finfo(float).eps  # a search direction this flat is rou
 class FeIndex:
     """The fixed-effect levels as one global index: level l of FE q is slot ``offsets[q] + l``.
 
-    FE codes are the internal integers 1..L of :mod:`.sample` (after singleton removal some
-    codes may be unused); unused slots have weight 0 and stay 0 throughout.
+    FE codes are the internal integers 1..L of :mod:`.sample`, without gaps; a slot no row used
+    would have weight 0 and stay 0 throughout.
     """
 
     cells: str  # temp table: __g0..__g{Q-1} (global slots), __sw (the cell's weight total), __n (its rows)

@@ -139,11 +139,21 @@ def build_sample(
         + [f"{iv} IS NOT NULL" for iv in carry]
     )
 
-    # integer codes 1..L: rank the distinct values (small) and join, rather than
-    # sorting every row with a window over the whole table
+    # integer codes 1..L. An integer column whose values span no more than the source's rows
+    # (unit ids 1..N, years) is coded by offset, v - min + 1: one pass, where ranking the
+    # distinct values and joining them back costs a hash table of the levels and a join over
+    # every row (10M rows: ~0.3 s against ~0.9 s). Offsets leave a gap where a value is
+    # absent; _make_codes_dense closes the gaps once the sample is final.
+    bounds_sql = ", ".join(["count(*)"] + [f"min({raw}), max({raw})" for raw, _ in coded_raw])
+    bounds = con.execute(f"SELECT {bounds_sql} FROM {source}").fetchall()[0]
+    n_source = int(bounds[0])
     ctes = [f"p AS (SELECT {', '.join(proj)} FROM {source})", f"c AS (SELECT * FROM p WHERE {complete})"]
     joins, coded = [], [s.y, *s.x]
-    for _, iv in coded_raw:
+    for j, (_, iv) in enumerate(coded_raw):
+        low, high = bounds[1 + 2 * j], bounds[2 + 2 * j]
+        if _offset_codable(low, high, n_source):
+            coded.append(f"CAST({iv}_raw - ({int(low)}) + 1 AS INTEGER) AS {iv}")
+            continue
         ctes.append(
             f"{iv}_map AS (SELECT v AS {iv}_raw, row_number() OVER (ORDER BY v) AS {iv} "
             f"FROM (SELECT DISTINCT {iv}_raw AS v FROM c))"
@@ -159,9 +169,6 @@ def build_sample(
         f"SELECT {', '.join(coded)} FROM c {' '.join(joins)}",
         params,
     )
-    # the counts come after the table: one read of the source for the rows, a count for the rest
-    # (metadata only for Parquet)
-    (n_source,) = con.execute(f"SELECT count(*) FROM {source}").fetchall()[0]
     n_complete, n_inf, n_badw = con.execute(
         f"""
         SELECT count(*),
@@ -209,9 +216,43 @@ def build_sample(
             nobs -= int(n_single)
     s.nobs = nobs
 
-    # 4. statistics
+    # 4. statistics, then codes 1..L without gaps (the estimators size their arrays and the
+    # dummies of a small FE by the level counts)
     _sample_stats(con, s)
+    _make_codes_dense(con, scope, s)
     return s
+
+
+def _offset_codable(low, high, n_source: int) -> bool:
+    """Can a column with these bounds be coded v - low + 1: integers (not booleans) whose
+    span fits both the source's row count and a 32-bit code."""
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)):
+        return False
+    span = high - low + 1
+    return span <= max(n_source, 1) and span < 2**31
+
+
+def _make_codes_dense(con: duckdb.DuckDBPyConnection, scope: TempScope, s: Sample) -> None:
+    """Recode, in sorted order, every FE or cluster column whose codes have gaps (an offset code
+    of an absent value, or levels emptied by listwise deletion or singleton removal): a level
+    count below the column's largest code. Counts, cells and nesting are unchanged by it."""
+    levels = dict(zip(s.fe, s.fe_levels))
+    levels.update({c: g for c, g in zip(s.clusters, s.cluster_sizes) if c not in levels})
+    if not levels or s.nobs == 0:
+        return
+    tops = con.execute(f"SELECT {', '.join(f'max({c})' for c in levels)} FROM {s.table}").fetchall()[0]
+    gaps = [c for c, top in zip(levels, tops) if int(top) != levels[c]]
+    if not gaps:
+        return
+    maps = [f"{c}_dense AS (SELECT v AS {c}, CAST(row_number() OVER (ORDER BY v) AS INTEGER) AS {c}_new "
+            f"FROM (SELECT DISTINCT {c} AS v FROM {s.table}))" for c in gaps]
+    columns = con.execute(f"SELECT * FROM {s.table} LIMIT 0").description
+    select = [f"{name}_new AS {name}" if name in gaps else name for name, *_ in columns]
+    new = scope.table("sample")
+    con.execute(f"CREATE TEMP TABLE {new} AS WITH {', '.join(maps)} SELECT {', '.join(select)} FROM {s.table} "
+                + " ".join(f"JOIN {c}_dense USING ({c})" for c in gaps))
+    scope.drop(s.table)
+    s.table = new
 
 
 def _two_way_counts(con: duckdb.DuckDBPyConnection, s: Sample) -> tuple[list[int], int] | None:
