@@ -363,6 +363,9 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
         summary.reasons.append("no new files in the landing folder")
         logger.info("refresh %s: unchanged (no new files in the landing folder)", vintage)
         return summary
+    if workers is not None:
+        # They import GX and the studies' stack on the core the ingest (one core) leaves free.
+        workers.start()
     steps.prepare(ws)
     loaded = steps.ingest(ws, vintage, retry_failed)
     lap("ingest")
@@ -383,8 +386,6 @@ def run_pipeline(ws: Workspace, vintage: str, steps: Steps, *, dry_run: bool = F
             summary.status = "unchanged"
             summary.reasons.append("no new files in the landing folder")
     else:
-        if workers is not None:
-            workers.start()  # they import GX and the studies' stack while dbt holds about one core
         dbt = steps.dbt_build(ws, vintage, prepared_dbt)
         lap("dbt build")
         summary.dbt_failures, summary.dbt_warnings = dbt.failures, dbt.warnings
