@@ -30,7 +30,9 @@ def test_an_unknown_study_is_refused_in_words(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_refresh_runs_only_the_studies_named(published_sample, tmp_path):
+def test_a_refresh_runs_only_the_studies_named(published_sample, tmp_path, prefect_harness):
+    # prefect_harness: the flow's API, stopped with this module (without it Prefect would start a
+    # server of its own and stop it at exit, logging to a stream pytest has closed by then)
     from flows.refresh import refresh
 
     home = copy_home(published_sample, tmp_path / "home", config='[refresh]\nstudies = ["wild_bootstrap"]\n')
