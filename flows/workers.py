@@ -2,10 +2,11 @@
 
 A refresh's audit (Great Expectations: ~4 s to import, ~8 s to validate the sample) and its
 studies (~20 s) are Python that holds one core each; run in the flow's own process, threads or
-not, they would share that one core. `RefreshWorkers` starts worker processes when dbt begins:
-one per core (at most MAX_WORKERS) for the studies, and one for the audit. They import the
-estimation stack, and GX (the audit's alone), while dbt runs (dbt's own process holds about one
-core); then the audit runs beside the studies as they come, and then the studies' figures for
+not, they would share that one core. `RefreshWorkers` starts worker processes when the ingest
+begins: one per core (at most MAX_WORKERS) for the studies, and one for the audit. At a lower
+priority than the flow's process and dbt, they import the estimation stack, and GX (the audit's
+alone), on the core the ingest leaves free; then the audit runs beside the studies as they
+come, and then the studies' figures for
 the report. Each opens the candidate read-only, so none can change what another reads; the
 flow's process writes the validation results and the estimates once all are done (estimates
 only if the audit passed).
@@ -27,9 +28,15 @@ from typing import Any, Callable
 from warehouse.connections import THREADS_ENV
 
 MAX_WORKERS = 4
+WORKER_NICENESS = 10
 
 
 def _prepare_common() -> None:
+    # Below the flow's own process and dbt's: the workers start with the ingest and import what
+    # they need on the core it leaves free, without taking cycles from it (measured on the
+    # sample: the ingest 15 s at equal priority, 9 s below it; the refresh ~7 s shorter).
+    if hasattr(os, "nice"):
+        os.nice(WORKER_NICENESS)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     # The workers already fill the cores with their own work (the sample's studies read a few
     # thousand rows): DuckDB's own threads would only compete with the other workers.
