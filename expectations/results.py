@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from estimation.engine.sqlutil import insert_rows
 from expectations.gate import ValidationOutcome
 from warehouse.publish import connect_for_write
 
@@ -38,12 +39,8 @@ def persist_validation(database: Path, vintage: str, outcome: ValidationOutcome)
         con.execute(VALIDATION_DDL)
         for name, kind in ADDED_COLUMNS:
             con.execute(f"alter table main.validation_results add column if not exists {name} {kind}")
-        placeholders = ", ".join("?" for _ in COLUMNS)
-        con.executemany(
-            f"insert into main.validation_results ({', '.join(COLUMNS)}, validated_at) "
-            f"values ({placeholders}, now())",
-            _rows(vintage, outcome),
-        )
+        insert_rows(con, f"main.validation_results ({', '.join(COLUMNS)}, validated_at)", _rows(vintage, outcome),
+                    trailing="now()")
 
 
 def write_validation_json(path: Path, vintage: str, outcome: ValidationOutcome) -> Path:

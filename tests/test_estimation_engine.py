@@ -241,3 +241,18 @@ def test_a_year_emptied_by_singleton_removal_keeps_the_year_dummies_right(con):
     design = np.column_stack([kept[["did", "x1", "x2"]].to_numpy(), np.ones(len(kept)), dummies])
     beta = np.linalg.lstsq(design, kept["res"].to_numpy(), rcond=None)[0]
     np.testing.assert_allclose(res.coef, beta[:3], rtol=0, atol=1e-10)
+
+
+def test_insert_rows_writes_every_row_in_chunks_with_nulls_and_the_trailing_sql(con, monkeypatch):
+    from estimation.engine import sqlutil
+
+    monkeypatch.setattr(sqlutil, "INSERT_CHUNK", 7)  # 30 rows: five statements, the last one short
+    con.execute("create table t (i integer, x double, s varchar, b boolean, written timestamp with time zone)")
+    rows = [(i, None if i % 5 == 0 else i / 3, f"r{i}" if i % 4 else None, i % 2 == 0) for i in range(30)]
+    assert sqlutil.insert_rows(con, "t", rows, trailing="now()") == 30
+    back = con.execute("select i, x, s, b from t order by i").fetchall()
+    assert back == rows
+    assert con.execute("select count(*) from t where written is null").fetchall()[0][0] == 0
+    assert sqlutil.insert_rows(con, "t", []) == 0
+    with pytest.raises(ValueError, match="unequal length"):
+        sqlutil.insert_rows(con, "t", [(1, 1.0, "a", True), (2, 2.0)], trailing="now()")

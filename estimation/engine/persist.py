@@ -21,6 +21,7 @@ import duckdb
 import pandas as pd
 
 from .result import FeolsResult
+from .sqlutil import insert_rows
 
 ESTIMATES_DDL = """
 create table if not exists main.estimates (
@@ -79,12 +80,7 @@ def persist_results(
                 result.vcov if result.cluster is None else f"{result.vcov}:{result.cluster}",
                 vintage, synthetic,
             ))
-    if rows:
-        con.executemany(
-            "insert into main.estimates values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-            rows,
-        )
-    return len(rows)
+    return insert_rows(con, "main.estimates", rows, trailing="now()")
 
 
 def persist_tests(
@@ -95,9 +91,7 @@ def persist_tests(
     con.execute(MODEL_TESTS_DDL)
     rows = [(run_id, model_id, name, _nan_to_none(stat), _nan_to_none(df1), _nan_to_none(df2),
              _nan_to_none(p), vintage) for name, stat, df1, df2, p in tests]
-    if rows:
-        con.executemany("insert into main.model_tests values (?, ?, ?, ?, ?, ?, ?, ?, now())", rows)
-    return len(rows)
+    return insert_rows(con, "main.model_tests", rows, trailing="now()")
 
 
 def persist_draws(
@@ -131,6 +125,5 @@ def persist_descriptives(
     rows = [(run_id, table_id, r.variable, int(r.n), _nan_to_none(r.mean), _nan_to_none(r.sd),
              _nan_to_none(r.min), _nan_to_none(r.max), _nan_to_none(float(vifs[r.variable]))
              if r.variable in vifs.index else None, vintage) for r in frame.itertuples(index=False)]
-    if rows:
-        con.executemany("insert into main.descriptives values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())", rows)
+    insert_rows(con, "main.descriptives", rows, trailing="now()")
     return len(rows)

@@ -43,6 +43,7 @@ from estimation.engine.model import feols
 from estimation.engine.persist import ESTIMATES_DDL, MODEL_TESTS_DDL
 from estimation.engine.result import FeolsResult
 from estimation.engine.spatial import spatial_durbin_did, spatial_lag_did, spillover_by_distance_band
+from estimation.engine.sqlutil import insert_rows
 
 from .common import CLUSTER, PANEL, TIME, TREATMENT, UNIT
 from .resilience import CONTROLS, OUTCOME
@@ -364,16 +365,15 @@ def persist_modern_did(con: duckdb.DuckDBPyConnection, run_id: str, vintage: str
     rows.append(_estimate_row(run_id, "modern_did.dml", f"DML DID, lasso, {DML_FOLDS} folds by city", TREATMENT,
                               m.dml.coef, m.dml.se, n_obs, m.n_units, f"orthogonal score, CRV:{UNIT}", vintage,
                               synthetic))
-    con.executemany("insert into main.estimates values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-                    rows)
+    insert_rows(con, "main.estimates", rows, trailing="now()")
     frame = m.bacon.to_frame()
-    con.executemany("insert into main.did_decomposition values (?, ?, ?, ?, ?, ?, ?, ?, now())",
-                    [(run_id, "modern_did.bacon", r.type, int(r.treated), int(r.control), float(r.estimate),
-                      float(r.weight), vintage) for r in frame.itertuples()])
+    insert_rows(con, "main.did_decomposition",
+                [(run_id, "modern_did.bacon", r.type, int(r.treated), int(r.control), float(r.estimate),
+                  float(r.weight), vintage) for r in frame.itertuples()], trailing="now()")
     for restriction, res in m.honest.items():
-        con.executemany("insert into main.sensitivity values (?, ?, ?, ?, ?, ?, ?, ?, now())",
-                        [(run_id, "modern_did.honest", restriction, r.method, float(r.M), float(r.lb), float(r.ub),
-                          vintage) for r in res.rows.itertuples()])
+        insert_rows(con, "main.sensitivity",
+                    [(run_id, "modern_did.honest", restriction, r.method, float(r.M), float(r.lb), float(r.ub),
+                      vintage) for r in res.rows.itertuples()], trailing="now()")
     pre = m.bjs_pretrend
     con.execute("insert into main.model_tests values (?, ?, ?, ?, ?, ?, ?, ?, now())",
                 [run_id, "modern_did.bjs", "pretrend_F", float(pre.wald.f), float(pre.wald.df1),
