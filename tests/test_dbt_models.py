@@ -330,7 +330,10 @@ def test_a_prepared_dbt_process_builds_what_run_dbt_builds_and_reports_failures_
     shutil.copy(database, a)
     shutil.copy(database, b)
     prepared = PreparedDbt(a, root / "dbt_prepared", vars_={"vintage": "test"})
+    process = prepared._process
     ours = prepared.run(select)
+    # it closed the warehouse before leaving (without the interpreter's teardown): all in the file
+    assert process.exitcode == 0 and not a.with_name(a.name + ".wal").exists()
     theirs = run_dbt(select, b, root / "dbt_subprocess", vars_={"vintage": "test"})
     assert ours.success and theirs.success, ours.log_tail
     assert "Completed successfully" in ours.log_tail

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from warehouse.connections import connect_memory
 from warehouse.paths import DBT_PROJECT_DIR
+from warehouse.processes import leave_without_teardown
 
 
 @dataclass(frozen=True)
@@ -143,10 +144,25 @@ def _prepared_main(conn, env: dict[str, str], extra: list[str], output: str) -> 
     conn.send(parsed.success)
     args = conn.recv()
     if args is None:
+        leave_without_teardown()
         return
     manifest = parsed.result if parsed.success else None  # a failed parse: the command parses again
-    conn.send(bool(dbtRunner(manifest=manifest).invoke([*args, *extra]).success))
+    success = bool(dbtRunner(manifest=manifest).invoke([*args, *extra]).success)
+    _close_dbt_database()
+    conn.send(success)
     conn.close()
+    leave_without_teardown()  # the parent waits for this process before it opens the warehouse
+
+
+def _close_dbt_database() -> None:
+    """Close the warehouse dbt-duckdb keeps open after a command (its own atexit hook would):
+    checkpointed and released before the process leaves without the interpreter's teardown."""
+    import gc
+
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    DuckDBConnectionManager.close_all_connections()
+    gc.collect()  # the environment holding the DuckDB connection is freed, and the connection closed
 
 
 class PreparedDbt:
