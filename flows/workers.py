@@ -6,10 +6,9 @@ not, they would share that one core. `RefreshWorkers` starts worker processes wh
 begins: one per core (at most MAX_WORKERS) for the studies, and one for the audit. At a lower
 priority than the flow's process and dbt, they import the estimation stack, and GX (the audit's
 alone), on the core the ingest leaves free; then the audit runs beside the studies as they
-come, and then the studies' figures for
-the report. Each opens the candidate read-only, so none can change what another reads; the
-flow's process writes the validation results and the estimates once all are done (estimates
-only if the audit passed).
+come, and then the studies' figures for the report. Each opens the candidate read-only, so
+none can change what another reads; the flow's process writes the validation results and the
+estimates once all are done (estimates only if the audit passed).
 
 Where no workers run (a dry run, `cityres validate`, the test suite's plain steps) or a worker
 died, the same functions run in the calling process: a result never depends on where it ran.

@@ -125,5 +125,4 @@ def persist_descriptives(
     rows = [(run_id, table_id, r.variable, int(r.n), _nan_to_none(r.mean), _nan_to_none(r.sd),
              _nan_to_none(r.min), _nan_to_none(r.max), _nan_to_none(float(vifs[r.variable]))
              if r.variable in vifs.index else None, vintage) for r in frame.itertuples(index=False)]
-    insert_rows(con, "main.descriptives", rows, trailing="now()")
-    return len(rows)
+    return insert_rows(con, "main.descriptives", rows, trailing="now()")
